@@ -1,0 +1,134 @@
+"""The platform's HTTP API (FastAPI): a thin layer over :class:`Platform`.
+
+Errors are problem+json (RFC 9457) with the stable ``code`` of
+:mod:`platform_stub.exceptions`; the HTTP client turns them back into the same
+exception classes, so agents see identical outcomes in-process and over HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from platform_stub.exceptions import CashlessError, RequestTooLarge
+from platform_stub.service import Platform
+
+REQUEST_BYTES_MAX = 64 * 1024
+
+
+class NewResident(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+
+
+class NewMerchant(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    city: str = Field(min_length=1, max_length=64)
+    mcc: str = Field(default="5812", pattern=r"^\d{4}$")
+
+
+class CardBinding(BaseModel):
+    card_number: str = Field(min_length=16, max_length=19)
+    bank: str = Field(min_length=1, max_length=64)
+
+
+class TopUp(BaseModel):
+    amount_fen: int
+    request_id: str = Field(min_length=1, max_length=64)
+
+
+class MerchantPayment(BaseModel):
+    collection_code: str = Field(min_length=1, max_length=512)
+    amount_fen: int
+    request_id: str = Field(min_length=1, max_length=64)
+
+
+def problem(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        media_type="application/problem+json",
+        content={"type": f"urn:cashless:error:{code}", "title": code, "status": status,
+                 "code": code, "detail": detail},
+    )
+
+
+def _bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
+    if authorization and authorization.startswith("Bearer "):
+        return authorization.removeprefix("Bearer ").strip()
+    return None
+
+
+Token = Annotated[str | None, Depends(_bearer)]
+
+
+def create_app(platform: Platform) -> FastAPI:
+    """Build the app around one platform instance (one database)."""
+    app = FastAPI(title="Cashless City reference platform", version="0.1.0")
+    app.state.platform = platform
+    _install_error_handlers(app)
+    _install_size_limit(app)
+    _add_routes(app, platform)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CashlessError)
+    async def _cashless(_: Request, exc: CashlessError) -> JSONResponse:
+        return problem(exc.http_status, exc.code, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return problem(400, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+
+
+def _install_size_limit(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def _limit(request: Request, call_next):  # type: ignore[no-untyped-def]
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > REQUEST_BYTES_MAX):
+            too_large = RequestTooLarge("request_too_large", f"limit is {REQUEST_BYTES_MAX} bytes")
+            return problem(too_large.http_status, too_large.code, too_large.detail)
+        return await call_next(request)
+
+
+def _add_routes(app: FastAPI, platform: Platform) -> None:
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @app.post("/v1/residents", status_code=201)
+    def register_resident(body: NewResident) -> dict:
+        return asdict(platform.register_resident(body.name))
+
+    @app.post("/v1/merchants", status_code=201)
+    def register_merchant(body: NewMerchant) -> dict:
+        return asdict(platform.register_merchant(body.name, body.city, body.mcc))
+
+    @app.post("/v1/cards", status_code=201)
+    def bind_card(body: CardBinding, token: Token) -> dict:
+        return {"card": platform.bind_card(token, body.card_number, body.bank)}
+
+    @app.post("/v1/topups", status_code=201)
+    def top_up(body: TopUp, token: Token) -> dict:
+        return asdict(platform.top_up(token, body.amount_fen, body.request_id))
+
+    @app.post("/v1/payments", status_code=201)
+    def pay_merchant(body: MerchantPayment, token: Token) -> dict:
+        receipt = platform.pay_merchant(token, body.collection_code, body.amount_fen,
+                                        body.request_id)
+        return asdict(receipt)
+
+    @app.get("/v1/balance")
+    def balance(token: Token) -> dict:
+        return {"balance_fen": platform.balance_fen(token)}
+
+    @app.get("/v1/statement")
+    def statement(token: Token, limit: int = 50, offset: int = 0) -> dict:
+        lines = platform.statement(token, limit, offset)
+        return {"lines": [asdict(line) for line in lines], "limit": limit, "offset": offset}

@@ -1,0 +1,123 @@
+"""The one interface agents use to reach the platform, with two implementations.
+
+``InProcessClient`` calls :class:`Platform` directly (fast: research runs and
+sweeps); ``HttpClient`` makes the same calls over the real API. Both raise the
+same :mod:`platform_stub.exceptions` classes with the same codes, so a model run
+gives the same outcome on either.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import httpx
+
+from platform_stub.exceptions import PlatformError, StorageUnavailable, platform_error
+from platform_stub.service import Platform, Receipt, Registration
+
+HTTP_TIMEOUT_S = 10.0
+HTTP_RETRIES_MAX = 3
+
+
+class PlatformClient(Protocol):
+    """What an agent may ask of the platform."""
+
+    def register_resident(self, name: str) -> Registration: ...
+    def register_merchant(self, name: str, city: str, mcc: str = "5812") -> Registration: ...
+    def bind_card(self, token: str, card_number: str, bank: str) -> str: ...
+    def top_up(self, token: str, amount_fen: int, request_id: str) -> Receipt: ...
+    def pay_merchant(self, token: str, collection_code: str, amount_fen: int,
+                     request_id: str) -> Receipt: ...
+    def balance_fen(self, token: str) -> int: ...
+    def close(self) -> None: ...
+
+
+class InProcessClient:
+    """Direct calls into a :class:`Platform` in this process."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def register_resident(self, name: str) -> Registration:
+        return self.platform.register_resident(name)
+
+    def register_merchant(self, name: str, city: str, mcc: str = "5812") -> Registration:
+        return self.platform.register_merchant(name, city, mcc)
+
+    def bind_card(self, token: str, card_number: str, bank: str) -> str:
+        return self.platform.bind_card(token, card_number, bank)
+
+    def top_up(self, token: str, amount_fen: int, request_id: str) -> Receipt:
+        return self.platform.top_up(token, amount_fen, request_id)
+
+    def pay_merchant(self, token: str, collection_code: str, amount_fen: int,
+                     request_id: str) -> Receipt:
+        return self.platform.pay_merchant(token, collection_code, amount_fen, request_id)
+
+    def balance_fen(self, token: str) -> int:
+        return self.platform.balance_fen(token)
+
+    def close(self) -> None:
+        """The platform belongs to whoever built it; nothing to release here."""
+
+
+class HttpClient:
+    """The same calls over HTTP. Mutations carry request ids, so a retry after a
+    dropped connection or a 503 is safe: the ledger returns the first outcome."""
+
+    def __init__(self, base_url: str, timeout_s: float = HTTP_TIMEOUT_S) -> None:
+        self._http = httpx.Client(base_url=base_url, timeout=timeout_s)
+
+    def register_resident(self, name: str) -> Registration:
+        return Registration(**self._call("POST", "/v1/residents", None, {"name": name}))
+
+    def register_merchant(self, name: str, city: str, mcc: str = "5812") -> Registration:
+        body = {"name": name, "city": city, "mcc": mcc}
+        return Registration(**self._call("POST", "/v1/merchants", None, body))
+
+    def bind_card(self, token: str, card_number: str, bank: str) -> str:
+        body = {"card_number": card_number, "bank": bank}
+        return self._call("POST", "/v1/cards", token, body)["card"]
+
+    def top_up(self, token: str, amount_fen: int, request_id: str) -> Receipt:
+        body = {"amount_fen": amount_fen, "request_id": request_id}
+        return Receipt(**self._call("POST", "/v1/topups", token, body, retry=True))
+
+    def pay_merchant(self, token: str, collection_code: str, amount_fen: int,
+                     request_id: str) -> Receipt:
+        body = {"collection_code": collection_code, "amount_fen": amount_fen,
+                "request_id": request_id}
+        return Receipt(**self._call("POST", "/v1/payments", token, body, retry=True))
+
+    def balance_fen(self, token: str) -> int:
+        return self._call("GET", "/v1/balance", token, None)["balance_fen"]
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, token: str | None, body: dict | None,
+              retry: bool = False) -> Any:
+        """One request; idempotent ones are retried on transport errors and 503."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        attempts = HTTP_RETRIES_MAX if retry else 1
+        for attempt in range(attempts):
+            try:
+                resp = self._http.request(method, path, json=body, headers=headers)
+            except httpx.TransportError as exc:
+                if attempt + 1 == attempts:
+                    raise StorageUnavailable("storage_unavailable", f"transport: {exc}") from exc
+                continue
+            if resp.status_code == 503 and attempt + 1 < attempts:
+                continue
+            return _result(resp)
+        raise AssertionError("the loop returns or raises")
+
+
+def _result(resp: httpx.Response) -> Any:
+    if resp.status_code < 400:
+        return resp.json()
+    try:
+        problem = resp.json()
+        raise platform_error(problem["code"], problem.get("detail", ""))
+    except (ValueError, KeyError, TypeError):
+        raise PlatformError("http_error", f"HTTP {resp.status_code}: {resp.text[:200]}") from None

@@ -1,0 +1,345 @@
+"""Double-entry ledger in integer fen, after TigerBeetle.
+
+The ledger is the only code that changes balances. Transfers are immutable and
+carry a caller-chosen id: retrying the same id with the same body returns the
+first outcome (success or refusal); the same id with another body is refused with
+``exists_with_different_fields``. Two-phase transfers reserve into the pending
+columns; posting (possibly partially) or voiding is a new transfer pointing at
+the pending one, and resolves it exactly once.
+
+Account flags:
+- ``DEBITS_MUST_NOT_EXCEED_CREDITS``: refuse when debits_pending + debits_posted +
+  amount > credits_posted (a wallet cannot go negative).
+- ``CREDITS_MUST_NOT_EXCEED_DEBITS``: the mirror image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from platform_stub.exceptions import (
+    InvalidRequest,
+    NotFound,
+    PlatformError,
+    Rejected,
+    platform_error,
+)
+from platform_stub.storage import Database, Tx
+
+DEBITS_MUST_NOT_EXCEED_CREDITS = 1
+CREDITS_MUST_NOT_EXCEED_DEBITS = 2
+
+PENDING = 1
+POST_PENDING = 2
+VOID_PENDING = 4
+
+TRANSFER_ID_CHARS_MAX = 128
+BATCH_TRANSFERS_MAX = 8_190
+AMOUNT_FEN_MAX = 10**15
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    name: str
+    kind: str
+    flags: int
+    debits_pending: int
+    debits_posted: int
+    credits_pending: int
+    credits_posted: int
+
+    @property
+    def balance_fen(self) -> int:
+        """Credits posted less debits posted and pending: what the holder may spend."""
+        return self.credits_posted - self.debits_posted - self.debits_pending
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    id: str
+    debit_account_id: int
+    credit_account_id: int
+    amount_fen: int
+    kind: str
+    flags: int = 0
+    pending_id: str | None = None
+
+    def body_hash(self) -> str:
+        body = asdict(self)
+        del body["id"]
+        raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(raw).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Transfer:
+    seq: int
+    id: str
+    debit_account_id: int
+    credit_account_id: int
+    amount_fen: int
+    kind: str
+    flags: int
+    pending_id: str | None
+    timestamp_us: int
+
+
+_ACCOUNT_COLUMNS = (
+    "id, name, kind, flags, debits_pending, debits_posted, credits_pending, credits_posted"
+)
+_TRANSFER_COLUMNS = (
+    "seq, id, debit_account_id, credit_account_id, amount_fen, kind, flags, pending_id,"
+    " timestamp_us"
+)
+
+
+def schema(dialect: str) -> list[str]:
+    """DDL for the ledger tables; identical but for the identity column."""
+    ident = "INTEGER PRIMARY KEY AUTOINCREMENT" if dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
+    return [
+        f"""CREATE TABLE IF NOT EXISTS accounts (
+            id {ident}, name TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+            flags INTEGER NOT NULL DEFAULT 0,
+            debits_pending BIGINT NOT NULL DEFAULT 0, debits_posted BIGINT NOT NULL DEFAULT 0,
+            credits_pending BIGINT NOT NULL DEFAULT 0, credits_posted BIGINT NOT NULL DEFAULT 0)""",
+        f"""CREATE TABLE IF NOT EXISTS transfers (
+            seq {ident}, id TEXT NOT NULL UNIQUE,
+            debit_account_id BIGINT NOT NULL REFERENCES accounts(id),
+            credit_account_id BIGINT NOT NULL REFERENCES accounts(id),
+            amount_fen BIGINT NOT NULL CHECK (amount_fen >= 0), kind TEXT NOT NULL,
+            flags INTEGER NOT NULL, pending_id TEXT, body_hash TEXT NOT NULL,
+            timestamp_us BIGINT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS transfers_pending ON transfers(pending_id)",
+        """CREATE TABLE IF NOT EXISTS rejections (
+            id TEXT PRIMARY KEY, body_hash TEXT NOT NULL, code TEXT NOT NULL,
+            detail TEXT NOT NULL, timestamp_us BIGINT NOT NULL)""",
+    ]
+
+
+class Ledger:
+    """Accounts and transfers over a :class:`Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        with db.transaction() as tx:
+            for ddl in schema(db.dialect):
+                tx.execute(ddl)
+
+    # -- accounts ---------------------------------------------------------------
+
+    def create_account(self, tx: Tx, name: str, kind: str, flags: int = 0) -> Account:
+        """Create an account, or return the existing one of that name and kind."""
+        row = tx.one(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE name = ?", (name,))
+        if row is None:
+            tx.execute(
+                "INSERT INTO accounts (name, kind, flags) VALUES (?, ?, ?)", (name, kind, flags)
+            )
+            row = tx.one(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE name = ?", (name,))
+        account = Account(*row)
+        if (account.kind, account.flags) != (kind, flags):
+            raise Rejected("exists_with_different_fields", f"account {name!r} exists")
+        return account
+
+    def account(self, tx: Tx, account_id: int) -> Account:
+        row = tx.one(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,))
+        if row is None:
+            raise NotFound("account_not_found", f"no account {account_id}")
+        return Account(*row)
+
+    def accounts(self, tx: Tx) -> list[Account]:
+        return [Account(*r) for r in tx.all(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY id")]
+
+    # -- transfers --------------------------------------------------------------
+
+    def transfer(self, tx: Tx, request: TransferRequest) -> Transfer:
+        """Apply one transfer inside ``tx``; a refusal is recorded and re-raised.
+
+        The refusal's record lives in the same transaction, so the caller must
+        commit even when this raises a :class:`PlatformError` (``apply`` does).
+        """
+        body_hash = request.body_hash()
+        previous = self._previous_outcome(tx, request.id, body_hash)
+        if previous is not None:
+            return previous
+        try:
+            return self._apply(tx, request, body_hash)
+        except PlatformError as err:
+            tx.execute(
+                "INSERT INTO rejections (id, body_hash, code, detail, timestamp_us)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (request.id, body_hash, err.code, err.detail, _now_us()),
+            )
+            raise
+
+    def apply(self, request: TransferRequest) -> Transfer:
+        """One transfer in its own transaction; refusals are committed then raised."""
+        refusal: PlatformError | None = None
+        with self.db.transaction() as tx:
+            try:
+                return self.transfer(tx, request)
+            except PlatformError as err:
+                refusal = err
+        raise refusal
+
+    def apply_batch(self, requests: Sequence[TransferRequest]) -> list[Transfer | PlatformError]:
+        """Many transfers in one transaction (clearing's path); each keeps its own outcome."""
+        if len(requests) > BATCH_TRANSFERS_MAX:
+            raise InvalidRequest(
+                "invalid_request", f"batch of {len(requests)} exceeds {BATCH_TRANSFERS_MAX}"
+            )
+        outcomes: list[Transfer | PlatformError] = []
+        with self.db.transaction() as tx:
+            for request in requests:
+                try:
+                    outcomes.append(self.transfer(tx, request))
+                except PlatformError as err:
+                    outcomes.append(err)
+        return outcomes
+
+    def _previous_outcome(self, tx: Tx, transfer_id: str, body_hash: str) -> Transfer | None:
+        row = tx.one(f"SELECT {_TRANSFER_COLUMNS}, body_hash FROM transfers WHERE id = ?",
+                     (transfer_id,))
+        if row is not None:
+            _same_body_or_raise(transfer_id, row[-1], body_hash)
+            return Transfer(*row[:-1])
+        row = tx.one("SELECT body_hash, code, detail FROM rejections WHERE id = ?", (transfer_id,))
+        if row is not None:
+            _same_body_or_raise(transfer_id, row[0], body_hash)
+            raise platform_error(row[1], row[2])
+        return None
+
+    def _apply(self, tx: Tx, request: TransferRequest, body_hash: str) -> Transfer:
+        _validate(request)
+        debit, credit = self._lock_pair(tx, request.debit_account_id, request.credit_account_id)
+        if request.flags & (POST_PENDING | VOID_PENDING):
+            deltas = self._resolution_deltas(tx, request)
+        else:
+            deltas = _plain_deltas(request)
+        _check_limits(debit, credit, deltas)
+        _update_balances(tx, debit.id, credit.id, deltas)
+        return self._insert(tx, request, body_hash)
+
+    def _lock_pair(self, tx: Tx, debit_id: int, credit_id: int) -> tuple[Account, Account]:
+        rows = tx.all(
+            f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id IN (?, ?) ORDER BY id"
+            + tx.for_update(),
+            (debit_id, credit_id),
+        )
+        found = {r[0]: Account(*r) for r in rows}
+        for account_id in (debit_id, credit_id):
+            if account_id not in found:
+                raise NotFound("account_not_found", f"no account {account_id}")
+        return found[debit_id], found[credit_id]
+
+    def _resolution_deltas(self, tx: Tx, request: TransferRequest) -> _Deltas:
+        pending = self._pending(tx, request.pending_id)
+        if (pending.debit_account_id, pending.credit_account_id) != (
+            request.debit_account_id, request.credit_account_id
+        ):
+            raise InvalidRequest("invalid_request", "accounts differ from the pending transfer")
+        if request.amount_fen > pending.amount_fen:
+            raise Rejected("amount_mismatch", "cannot post more than is pending")
+        posted = request.amount_fen if request.flags & POST_PENDING else 0
+        return _Deltas(pending=-pending.amount_fen, posted=posted)
+
+    def _pending(self, tx: Tx, pending_id: str | None) -> Transfer:
+        row = tx.one(f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (pending_id,))
+        if row is None or not Transfer(*row).flags & PENDING:
+            raise NotFound("transfer_not_found", f"no pending transfer {pending_id!r}")
+        resolved = tx.one("SELECT id FROM transfers WHERE pending_id = ?", (pending_id,))
+        if resolved is not None:
+            raise Rejected("pending_already_resolved", f"{pending_id!r} resolved by {resolved[0]!r}")
+        return Transfer(*row)
+
+    def _insert(self, tx: Tx, request: TransferRequest, body_hash: str) -> Transfer:
+        timestamp_us = _now_us()
+        tx.execute(
+            "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount_fen, kind,"
+            " flags, pending_id, body_hash, timestamp_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (request.id, request.debit_account_id, request.credit_account_id, request.amount_fen,
+             request.kind, request.flags, request.pending_id, body_hash, timestamp_us),
+        )
+        row = tx.one(f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (request.id,))
+        return Transfer(*row)
+
+    def transfers_of(self, tx: Tx, account_id: int, limit: int, offset: int) -> list[Transfer]:
+        return [
+            Transfer(*r)
+            for r in tx.all(
+                f"SELECT {_TRANSFER_COLUMNS} FROM transfers"
+                " WHERE debit_account_id = ? OR credit_account_id = ? ORDER BY seq LIMIT ? OFFSET ?",
+                (account_id, account_id, limit, offset),
+            )
+        ]
+
+    def transfer_count(self, tx: Tx) -> int:
+        return tx.one("SELECT COUNT(*) FROM transfers")[0]
+
+
+@dataclass(frozen=True)
+class _Deltas:
+    """Change to both sides' pending and posted columns (debit side mirrors credit side)."""
+
+    pending: int
+    posted: int
+
+
+def _plain_deltas(request: TransferRequest) -> _Deltas:
+    if request.flags & PENDING:
+        return _Deltas(pending=request.amount_fen, posted=0)
+    return _Deltas(pending=0, posted=request.amount_fen)
+
+
+def _validate(request: TransferRequest) -> None:
+    if not request.id or len(request.id) > TRANSFER_ID_CHARS_MAX:
+        raise InvalidRequest("invalid_request", f"transfer id must be 1-{TRANSFER_ID_CHARS_MAX} chars")
+    if not 0 < request.amount_fen <= AMOUNT_FEN_MAX and not request.flags & VOID_PENDING:
+        raise InvalidRequest("amount_invalid", f"amount_fen must be 1..{AMOUNT_FEN_MAX}")
+    if request.debit_account_id == request.credit_account_id:
+        raise InvalidRequest("same_account", "debit and credit accounts must differ")
+    kinds = request.flags & (PENDING | POST_PENDING | VOID_PENDING)
+    if kinds not in (0, PENDING, POST_PENDING, VOID_PENDING):
+        raise InvalidRequest("invalid_request", "at most one of pending, post, void")
+    if bool(kinds & (POST_PENDING | VOID_PENDING)) != (request.pending_id is not None):
+        raise InvalidRequest("invalid_request", "pending_id goes with post or void, only")
+
+
+def _check_limits(debit: Account, credit: Account, d: _Deltas) -> None:
+    if debit.flags & DEBITS_MUST_NOT_EXCEED_CREDITS and (
+        debit.debits_pending + d.pending + debit.debits_posted + d.posted > debit.credits_posted
+    ):
+        raise Rejected("exceeds_credits", f"account {debit.name} has too little credit")
+    if credit.flags & CREDITS_MUST_NOT_EXCEED_DEBITS and (
+        credit.credits_pending + d.pending + credit.credits_posted + d.posted > credit.debits_posted
+    ):
+        raise Rejected("exceeds_debits", f"account {credit.name} has too little debit")
+
+
+def _update_balances(tx: Tx, debit_id: int, credit_id: int, d: _Deltas) -> None:
+    tx.execute(
+        "UPDATE accounts SET debits_pending = debits_pending + ?,"
+        " debits_posted = debits_posted + ? WHERE id = ?",
+        (d.pending, d.posted, debit_id),
+    )
+    tx.execute(
+        "UPDATE accounts SET credits_pending = credits_pending + ?,"
+        " credits_posted = credits_posted + ? WHERE id = ?",
+        (d.pending, d.posted, credit_id),
+    )
+
+
+def _same_body_or_raise(transfer_id: str, stored_hash: str, body_hash: str) -> None:
+    if stored_hash != body_hash:
+        raise Rejected(
+            "exists_with_different_fields", f"transfer {transfer_id!r} exists with another body"
+        )
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1_000
+

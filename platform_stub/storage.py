@@ -1,0 +1,175 @@
+"""Storage backends: one SQLite file (the embedded default) or a PostgreSQL server.
+
+Both speak the same SQL; the only differences are the parameter marker, the
+identity column and how a write transaction takes its locks. SQLite runs in WAL
+mode and a process-wide lock serialises writers (SQLite allows one writer
+anyway); PostgreSQL gives every thread its own connection and relies on row locks
+(``SELECT ... FOR UPDATE``) taken in account-id order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from platform_stub.exceptions import StorageUnavailable
+
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Database:
+    """A connection factory with one method that matters: ``transaction()``."""
+
+    dialect: str
+    url: str
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:  # pragma: no cover - interface
+        raise AssertionError("abstract")
+        yield
+
+    def close(self) -> None:  # pragma: no cover - interface
+        pass
+
+
+class Tx:
+    """A cursor inside one transaction; SQL uses ``?`` markers on every backend."""
+
+    def __init__(self, cursor: Any, dialect: str) -> None:
+        self._cursor = cursor
+        self.dialect = dialect
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.dialect == "sqlite" else sql.replace("?", "%s")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._cursor.execute(self._sql(sql), tuple(params))
+        return self._cursor.rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+        self._cursor.execute(self._sql(sql), tuple(params))
+        return self._cursor.fetchone()
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        self._cursor.execute(self._sql(sql), tuple(params))
+        return self._cursor.fetchall()
+
+    def for_update(self) -> str:
+        """Row-lock suffix: PostgreSQL locks rows; SQLite already holds the write lock."""
+        return "" if self.dialect == "sqlite" else " FOR UPDATE"
+
+
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False,
+            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StorageUnavailable("storage_unavailable", str(exc)) from exc
+            try:
+                yield Tx(cur, self.dialect)
+            except BaseException:
+                self._conn.rollback()
+                raise
+            else:
+                self._commit(cur)
+
+    def _commit(self, cur: sqlite3.Cursor) -> None:
+        try:
+            cur.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self._conn.rollback()
+            raise StorageUnavailable("storage_unavailable", str(exc)) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class PostgresDatabase(Database):
+    dialect = "postgres"
+
+    def __init__(self, url: str) -> None:
+        import psycopg  # imported here: SQLite-only runs never need it
+
+        self._psycopg = psycopg
+        self.url = url
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._all_lock = threading.Lock()
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            try:
+                conn = self._psycopg.connect(self.url, autocommit=False)
+            except self._psycopg.OperationalError as exc:
+                raise StorageUnavailable("storage_unavailable", str(exc)) from exc
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        conn = self._connection()
+        try:
+            with conn.cursor() as cur:
+                yield Tx(cur, self.dialect)
+            conn.commit()
+        except self._psycopg.OperationalError as exc:
+            conn.rollback() if not conn.closed else None
+            raise StorageUnavailable("storage_unavailable", str(exc)) from exc
+        except BaseException:
+            if not conn.closed:
+                conn.rollback()
+            raise
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+
+def open_database(url: str) -> Database:
+    """Open ``sqlite:///path``, a bare file path, or ``postgresql://...``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresDatabase(url)
+    if url.startswith("sqlite:///"):
+        return SqliteDatabase(Path(url.removeprefix("sqlite:///")))
+    if "://" in url:
+        raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://")
+    return SqliteDatabase(Path(url))
