@@ -1,0 +1,45 @@
+"""Run the platform's HTTP API under uvicorn (what `cashless serve` does).
+
+``python -m platform_stub.server --db sqlite:///runs/platform.db --port 8080``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import uvicorn
+from fastapi import FastAPI
+
+from platform_stub.api import create_app
+from platform_stub.service import Platform
+
+DB_ENV = "CASHLESS_DB"
+DEFAULT_DB = "sqlite:///runs/platform.db"
+LOOPBACK = "127.0.0.1"
+
+
+def app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory`` and worker processes: the DB comes from env."""
+    return create_app(Platform.open(os.environ.get(DB_ENV, DEFAULT_DB)))
+
+
+def serve(db_url: str = DEFAULT_DB, host: str = LOOPBACK, port: int = 8080,
+          log_level: str = "warning") -> None:
+    """Serve until interrupted; one worker process, sync endpoints in its thread pool."""
+    os.environ[DB_ENV] = db_url
+    uvicorn.run("platform_stub.server:app_from_env", factory=True, host=host, port=port,
+                log_level=log_level, access_log=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the Cashless City platform API.")
+    parser.add_argument("--db", default=DEFAULT_DB)
+    parser.add_argument("--host", default=LOOPBACK)
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    serve(args.db, args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

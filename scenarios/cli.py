@@ -1,0 +1,163 @@
+"""The `cashless` command: run scenarios, serve the platform, audit ledgers, load-test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from platform_stub.exceptions import CashlessError, ScenarioError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Simulate and load-test a city's move to mobile payment.")
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]Error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="Scenario file, or a library name.")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Overrides the scenario's seed.")] = None,
+    platform: Annotated[str | None, typer.Option(
+        help="URL of a running `cashless serve`; default: in-process on SQLite.")] = None,
+) -> None:
+    """Simulate a scenario and write its run folder (events, daily, summary, report)."""
+    from scenarios.loader import load_scenario
+    from scenarios.runner import default_out_dir, run_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+        chosen_seed = loaded.seed if seed is None else seed
+        folder = out_dir or default_out_dir(loaded, chosen_seed)
+        result = run_scenario(loaded, folder, chosen_seed, platform_url=platform, console=err)
+    except ScenarioError as exc:
+        raise fail(exc.detail, 2) from None
+    except CashlessError as exc:
+        raise fail(f"{exc.code}: {exc.detail}") from None
+    print_summary(result.summary, result.out_dir)
+
+
+def print_summary(summary: dict[str, Any], folder: Path) -> None:
+    table = Table(title=f"{summary['scenario']} (seed {summary['seed']}, "
+                        f"{summary['days']} days, {summary['population']['residents']:,} residents)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    adoption = summary["adoption"]
+    table.add_row("adopted, all residents", f"{adoption['overall']:.1%}")
+    for segment, share in adoption["by_segment"].items():
+        table.add_row(f"adopted, {segment}", f"{share:.1%}")
+    for channel, count in summary["transactions"]["by_channel"].items():
+        table.add_row(f"purchases, {channel}", f"{count:,}")
+    lat = summary["latency_ms"]
+    table.add_row("platform latency p50/p95/p99", f"{lat['p50']:.2f} / {lat['p95']:.2f} / "
+                  f"{lat['p99']:.2f} ms")
+    ledger = summary["ledger"]
+    table.add_row("ledger audit", {True: "passed", False: "FAILED", None: "remote"}[
+        ledger["audit_ok"]])
+    table.add_row("ledger transfers", f"{ledger['transfer_count'] or 0:,}")
+    out.print(table)
+    out.print(f"Run folder: {folder}  (report: {folder / 'report.html'})")
+
+
+@app.command()
+def serve(
+    db: Annotated[str, typer.Option(help="sqlite:///PATH or postgresql://...")] = (
+        "sqlite:///runs/platform.db"),
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+) -> None:
+    """Serve the platform's HTTP API (OpenAPI at /openapi.json)."""
+    from platform_stub.server import serve as run_server
+
+    err.print(f"Serving the platform on http://{host}:{port} (database {db}); Ctrl-C stops.")
+    run_server(db, host, port)
+
+
+@app.command()
+def audit(
+    target: Annotated[str, typer.Argument(help="Run folder, SQLite file or postgresql:// URL.")],
+) -> None:
+    """Check the ledger invariants; exits 1 naming each broken one."""
+    from platform_stub import audit as run_audit
+    from platform_stub import open_database
+
+    url = _ledger_url(target)
+    db = open_database(url)
+    try:
+        report = run_audit(db)
+    finally:
+        db.close()
+    table = Table(title=f"Ledger audit: {target}")
+    for column in ("invariant", "result", "detail"):
+        table.add_column(column)
+    for check in report.checks:
+        table.add_row(check.name, "ok" if check.ok else "[red]BROKEN[/]", check.detail)
+    out.print(table)
+    out.print(f"{report.transfer_count:,} transfers over {report.account_count:,} accounts")
+    if not report.ok:
+        raise fail("broken invariant: " + ", ".join(c.name for c in report.broken))
+
+
+def _ledger_url(target: str) -> str:
+    if "://" in target:
+        return target
+    path = Path(target)
+    if path.is_dir():
+        path = path / "ledger.db"
+    if not path.is_file():
+        raise fail(f"no ledger at {path}: give a run folder, a SQLite file or a database URL", 2)
+    return f"sqlite:///{path}"
+
+
+@app.command()
+def loadtest(
+    name: Annotated[str, typer.Argument(help="Load-test scenario, e.g. payments.")],
+    users: Annotated[int, typer.Option(min=1, help="Concurrent simulated users.")] = 10,
+    duration: Annotated[str, typer.Option(help="Run time, e.g. 20s, 2m.")] = "20s",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder.")] = None,
+    host: Annotated[str | None, typer.Option(
+        help="A running platform (loopback only); default: start one.")] = None,
+) -> None:
+    """Run a headless Locust load test and write its CSV stats into a folder."""
+    from loadtests import run_loadtest
+
+    folder = out_dir or Path("runs") / f"loadtest-{name}"
+    try:
+        result = run_loadtest(name, folder, users=users, duration_s=parse_duration_s(duration),
+                              host=host)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    out.print(f"{result.total_requests:,} requests, {result.total_failures:,} failures; "
+              f"audit {'passed' if result.audit.get('audit_ok') else 'not passed'}; "
+              f"results in {folder}")
+    if not result.passed:
+        raise fail("load test did not pass (failures, Locust exit code or ledger audit)")
+
+
+def parse_duration_s(text: str) -> float:
+    """'20s', '2m', '1h' or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = text.strip().lower()
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise fail(f"--duration {text!r}: expected a number with s, m or h", 2) from None
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

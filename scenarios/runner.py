@@ -1,0 +1,136 @@
+"""Run one scenario end to end and write its run folder.
+
+    run folder/
+      scenario.resolved.toml   exactly what ran, seed included
+      ledger.db                the platform's SQLite ledger (in-process runs)
+      events.parquet           one row per platform call
+      daily.parquet            one row per simulated day
+      summary.json             headline figures (see ``summarise``)
+      report.html, figures/    the pictures
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from agents import CityModel
+from platform_stub import HttpClient, InProcessClient, Platform, PlatformClient
+from platform_stub.audit import AuditReport
+from scenarios.loader import dump_toml
+from scenarios.schema import SEGMENTS, Scenario
+
+LEDGER_FILE = "ledger.db"
+RUN_FILES = ("scenario.resolved.toml", "events.parquet", "daily.parquet", "summary.json",
+             "report.html", LEDGER_FILE, f"{LEDGER_FILE}-wal", f"{LEDGER_FILE}-shm")
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    summary: dict[str, Any]
+
+
+def default_out_dir(scenario: Scenario, seed: int) -> Path:
+    return Path("runs") / f"{scenario.name}-seed{seed}"
+
+
+def run_scenario(scenario: Scenario, out_dir: Path, seed: int | None = None,
+                 platform_url: str | None = None, console: Console | None = None) -> RunResult:
+    """Simulate ``scenario`` against a fresh platform and write the run folder.
+
+    With ``platform_url`` the agents call a running server over HTTP; otherwise the
+    platform runs in-process on ``ledger.db`` inside the run folder.
+    """
+    seed = scenario.seed if seed is None else seed
+    scenario = scenario.model_copy(update={"seed": seed})
+    console = console or Console(stderr=True)
+    _prepare(out_dir)
+    (out_dir / "scenario.resolved.toml").write_text(dump_toml(scenario), encoding="utf-8")
+    started = time.perf_counter()
+    platform = None if platform_url else Platform.open(f"sqlite:///{out_dir / LEDGER_FILE}")
+    client: PlatformClient = HttpClient(platform_url) if platform_url else InProcessClient(platform)
+    try:
+        model = CityModel(scenario, client, seed=seed)
+        _step_with_progress(model, console)
+        audit = platform.audit() if platform else None
+    finally:
+        client.close()
+        if platform:
+            platform.close()
+    return _write_outputs(model, audit, out_dir, time.perf_counter() - started)
+
+
+def _prepare(out_dir: Path) -> None:
+    """A run folder holds one run: files of an earlier run there are replaced."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+
+
+def _step_with_progress(model: CityModel, console: Console) -> None:
+    days = model.scenario.city.days
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("days"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(f"{model.scenario.name}", total=days)
+        while model.running:
+            model.step()
+            progress.advance(task)
+
+
+def _write_outputs(model: CityModel, audit: AuditReport | None, out_dir: Path,
+                   wall_s: float) -> RunResult:
+    from reports import build_run_report  # reports import matplotlib: load it late
+
+    events = model.log.frame()
+    daily = pl.DataFrame(model.daily_rows)
+    events.write_parquet(out_dir / "events.parquet")
+    daily.write_parquet(out_dir / "daily.parquet")
+    summary = summarise(model, events, daily, audit)
+    summary["timings"] = {"wall_s": round(wall_s, 3)}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    build_run_report(out_dir)
+    return RunResult(out_dir, json.loads((out_dir / "summary.json").read_text()))
+
+
+def summarise(model: CityModel, events: pl.DataFrame, daily: pl.DataFrame,
+              audit: AuditReport | None) -> dict[str, Any]:
+    """Headline figures; everything but latency and timings is fixed by the seed."""
+    from reports import overall_latency_ms
+
+    scenario, last = model.scenario, daily.row(-1, named=True)
+    channels = [c.removeprefix("tx_") for c in daily.columns if c.startswith("tx_")]
+    by_channel = {c: int(daily[f"tx_{c}"].sum()) for c in channels}
+    return {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "days": scenario.city.days,
+        "start_date": scenario.city.start_date.isoformat(),
+        "population": {"residents": scenario.city.residents,
+                       "merchants": scenario.city.merchants,
+                       "scale_factor": scenario.city.scale_factor},
+        "adoption": _adoption(last),
+        "transactions": {"count": by_channel["merchant_qr"] + by_channel["cash"],
+                         "by_channel": by_channel},
+        "platform_calls": {"count": events.height,
+                           "rejected": int((events["status"] != "ok").sum())},
+        "latency_ms": overall_latency_ms(events),
+        "ledger": audit.as_dict() if audit else {"audit_ok": None, "transfer_count": None,
+                                                 "note": "ledger is on the remote server"},
+    }
+
+
+def _adoption(last: dict[str, Any]) -> dict[str, Any]:
+    people = sum(last[f"population_{s}"] for s in SEGMENTS)
+    adopters = sum(last[f"adopters_{s}"] for s in SEGMENTS)
+    by_segment = {s: last[f"adopters_{s}"] / max(last[f"population_{s}"], 1)
+                  for s in (*SEGMENTS, "merchant")}
+    return {"overall": adopters / max(people, 1), "by_segment": by_segment}
