@@ -43,8 +43,17 @@ class Merchant(mesa.Agent):
     def adopt(self, when: dt.datetime) -> None:
         """Register with the platform and print the collection code."""
         city = self.model.scenario.city.name
-        reg = self.model.log.call(when, self.model.day, self.index, "merchant",
-                                  "register_merchant", "app", 0,
-                                  self.model.client.register_merchant, self.name, city)
+        reg = self.model.log.call(
+            when,
+            self.model.day,
+            self.index,
+            "merchant",
+            "register_merchant",
+            "app",
+            0,
+            self.model.client.register_merchant,
+            self.name,
+            city,
+        )
         if reg.ok:
             self.collection_code = reg.value.collection_code

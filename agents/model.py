@@ -51,7 +51,9 @@ class CityModel(mesa.Model):
     # -- construction -------------------------------------------------------------
 
     def _make_merchants(self, faker: Faker) -> list[Merchant]:
-        return [Merchant(self, i, faker.company()[:32]) for i in range(self.scenario.city.merchants)]
+        return [
+            Merchant(self, i, faker.company()[:32]) for i in range(self.scenario.city.merchants)
+        ]
 
     def _make_residents(self, faker: Faker) -> list[Resident]:
         city = self.scenario.city
@@ -83,8 +85,9 @@ class CityModel(mesa.Model):
         for merchant in self.merchant_list:
             if self.rng.random() < self.scenario.merchants.initial_share:
                 merchant.adopt(when)
-        first = self.smartphone & (self.rng.random(self.smartphone.size)
-                                   < self.scenario.adoption.initial_share)
+        first = self.smartphone & (
+            self.rng.random(self.smartphone.size) < self.scenario.adoption.initial_share
+        )
         self._onboard(np.flatnonzero(first))
 
     # -- one day ------------------------------------------------------------------
@@ -126,8 +129,12 @@ class CityModel(mesa.Model):
         per_day = self.per_resident(spend.purchases_per_day)
         who = np.repeat(np.arange(per_day.size), self.rng.poisson(per_day))
         minutes = self._purchase_minutes(who.size)
-        amounts = np.maximum(1, np.rint(spend.amount_fen_median * np.exp(
-            self.rng.normal(0, spend.amount_sigma, who.size)))).astype(np.int64)
+        amounts = np.maximum(
+            1,
+            np.rint(
+                spend.amount_fen_median * np.exp(self.rng.normal(0, spend.amount_sigma, who.size))
+            ),
+        ).astype(np.int64)
         shops = self.rng.integers(0, REGULAR_MERCHANTS, who.size)
         counts = dict.fromkeys(CHANNELS, 0)
         for i in np.argsort(minutes, kind="stable"):
@@ -140,7 +147,7 @@ class CityModel(mesa.Model):
         return counts
 
     def _purchase_minutes(self, n: int) -> np.ndarray:
-        centres, spreads, weights = (np.array(col, dtype=float) for col in zip(*SHOPPING_PEAKS))
+        centres, spreads, weights = np.array(SHOPPING_PEAKS, dtype=float).T
         peak = self.rng.choice(len(weights), size=n, p=weights / weights.sum())
         minutes = self.rng.normal(centres[peak], spreads[peak])
         return np.clip(minutes, MERCHANT_OPENING_MIN, DAY_END_MIN)

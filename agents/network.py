@@ -12,8 +12,9 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def small_world(n: int, mean_degree: int, rewire_probability: float,
-                rng: np.random.Generator) -> sp.csr_matrix:
+def small_world(
+    n: int, mean_degree: int, rewire_probability: float, rng: np.random.Generator
+) -> sp.csr_matrix:
     """Symmetric 0/1 adjacency, no self-ties; rewired ends land uniformly at random."""
     half = max(1, mean_degree // 2)
     source = np.repeat(np.arange(n), half)

@@ -52,8 +52,18 @@ class EventLog:
     def __len__(self) -> int:
         return len(self._cols["time"])
 
-    def call(self, when: dt.datetime, day: int, agent_id: int, segment: str, operation: str,
-             channel: str, amount_fen: int, fn: Callable[..., T], *args: Any) -> Outcome:
+    def call(
+        self,
+        when: dt.datetime,
+        day: int,
+        agent_id: int,
+        segment: str,
+        operation: str,
+        channel: str,
+        amount_fen: int,
+        fn: Callable[..., T],
+        *args: Any,
+    ) -> Outcome:
         """Make one platform call, time it, and record the outcome; refusals are data."""
         start_ns = time.perf_counter_ns()
         try:
@@ -61,8 +71,18 @@ class EventLog:
         except PlatformError as err:
             outcome = Outcome(None, err.code)
         latency_us = (time.perf_counter_ns() - start_ns) // 1_000
-        row = (when, day, agent_id, segment, operation, channel, amount_fen,
-               "ok" if outcome.ok else "rejected", outcome.error_code, latency_us)
+        row = (
+            when,
+            day,
+            agent_id,
+            segment,
+            operation,
+            channel,
+            amount_fen,
+            "ok" if outcome.ok else "rejected",
+            outcome.error_code,
+            latency_us,
+        )
         for name, value in zip(self._cols, row, strict=True):
             self._cols[name].append(value)
         return outcome

@@ -22,8 +22,9 @@ class Resident(mesa.Agent):
 
     model: CityModel
 
-    def __init__(self, model: CityModel, index: int, segment: str, name: str,
-                 regular_merchants: list[int]) -> None:
+    def __init__(
+        self, model: CityModel, index: int, segment: str, name: str, regular_merchants: list[int]
+    ) -> None:
         super().__init__(model)
         self.index = index
         self.segment = segment
@@ -45,16 +46,25 @@ class Resident(mesa.Agent):
             return False
         card = luhn_complete(f"{CARD_BIN}{self.index:011d}")
         bank = BANKS[self.index % len(BANKS)]
-        bound = self._call(when, "bind_card", "app", 0, client.bind_card, reg.value.token,
-                           card, bank)
+        bound = self._call(
+            when, "bind_card", "app", 0, client.bind_card, reg.value.token, card, bank
+        )
         if not bound.ok:
             return False
         self.token = reg.value.token
         return self.top_up(when, self.model.scenario.spending.top_up_fen)
 
     def top_up(self, when: dt.datetime, amount_fen: int) -> bool:
-        result = self._call(when, "top_up", "bank_card", amount_fen, self.model.client.top_up,
-                            self.token, amount_fen, self._request_id())
+        result = self._call(
+            when,
+            "top_up",
+            "bank_card",
+            amount_fen,
+            self.model.client.top_up,
+            self.token,
+            amount_fen,
+            self._request_id(),
+        )
         if result.ok:
             self.balance_fen += amount_fen
         return result.ok
@@ -69,9 +79,17 @@ class Resident(mesa.Agent):
             return "cash"
         if self.balance_fen < amount_fen:
             self.top_up(when, self.model.scenario.spending.top_up_fen)
-        paid = self._call(when, "pay_merchant", "merchant_qr", amount_fen,
-                          self.model.client.pay_merchant, self.token,
-                          merchant.collection_code, amount_fen, self._request_id())
+        paid = self._call(
+            when,
+            "pay_merchant",
+            "merchant_qr",
+            amount_fen,
+            self.model.client.pay_merchant,
+            self.token,
+            merchant.collection_code,
+            amount_fen,
+            self._request_id(),
+        )
         if not paid.ok:
             return "declined"
         self.balance_fen -= amount_fen
@@ -82,5 +100,14 @@ class Resident(mesa.Agent):
         return f"r{self._requests}"
 
     def _call(self, when, operation, channel, amount_fen, fn, *args):  # noqa: ANN001, ANN202
-        return self.model.log.call(when, self.model.day, self.index, self.segment, operation,
-                                   channel, amount_fen, fn, *args)
+        return self.model.log.call(
+            when,
+            self.model.day,
+            self.index,
+            self.segment,
+            operation,
+            channel,
+            amount_fen,
+            fn,
+            *args,
+        )

@@ -51,8 +51,13 @@ def problem(status: int, code: str, detail: str) -> JSONResponse:
     return JSONResponse(
         status_code=status,
         media_type="application/problem+json",
-        content={"type": f"urn:cashless:error:{code}", "title": code, "status": status,
-                 "code": code, "detail": detail},
+        content={
+            "type": f"urn:cashless:error:{code}",
+            "title": code,
+            "status": status,
+            "code": code,
+            "detail": detail,
+        },
     )
 
 
@@ -120,8 +125,9 @@ def _add_routes(app: FastAPI, platform: Platform) -> None:
 
     @app.post("/v1/payments", status_code=201)
     def pay_merchant(body: MerchantPayment, token: Token) -> dict:
-        receipt = platform.pay_merchant(token, body.collection_code, body.amount_fen,
-                                        body.request_id)
+        receipt = platform.pay_merchant(
+            token, body.collection_code, body.amount_fen, body.request_id
+        )
         return asdict(receipt)
 
     @app.get("/v1/balance")

@@ -73,13 +73,10 @@ def _debits_equal_credits(tx: Tx) -> Check:
         " COALESCE(SUM(credits_posted),0), COALESCE(SUM(credits_pending),0) FROM accounts"
     )
     ok = (dp, dq) == (cp, cq)
-    return Check("debits_equal_credits", ok,
-                 f"posted {dp} vs {cp} fen, pending {dq} vs {cq} fen")
+    return Check("debits_equal_credits", ok, f"posted {dp} vs {cp} fen, pending {dq} vs {cq} fen")
 
 
-_POSTED_AMOUNT = (
-    f"CASE WHEN t.flags = 0 OR t.flags = {POST_PENDING} THEN t.amount_fen ELSE 0 END"
-)
+_POSTED_AMOUNT = f"CASE WHEN t.flags = 0 OR t.flags = {POST_PENDING} THEN t.amount_fen ELSE 0 END"
 _OPEN_PENDING_AMOUNT = (
     f"CASE WHEN t.flags = {PENDING} AND NOT EXISTS (SELECT 1 FROM transfers r"
     " WHERE r.pending_id = t.id) THEN t.amount_fen ELSE 0 END"
@@ -127,7 +124,9 @@ def _pending_resolved_once(tx: Tx) -> Check:
         " GROUP BY pending_id HAVING COUNT(*) > 1"
     )
     bad = [r[0] for r in rows]
-    return Check("pending_resolved_once", not bad, _examples(bad, "each hold resolved at most once"))
+    return Check(
+        "pending_resolved_once", not bad, _examples(bad, "each hold resolved at most once")
+    )
 
 
 def _examples(bad: list[str], fine: str) -> str:

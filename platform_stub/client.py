@@ -26,8 +26,9 @@ class PlatformClient(Protocol):
     def register_merchant(self, name: str, city: str, mcc: str = "5812") -> Registration: ...
     def bind_card(self, token: str, card_number: str, bank: str) -> str: ...
     def top_up(self, token: str, amount_fen: int, request_id: str) -> Receipt: ...
-    def pay_merchant(self, token: str, collection_code: str, amount_fen: int,
-                     request_id: str) -> Receipt: ...
+    def pay_merchant(
+        self, token: str, collection_code: str, amount_fen: int, request_id: str
+    ) -> Receipt: ...
     def balance_fen(self, token: str) -> int: ...
     def close(self) -> None: ...
 
@@ -50,8 +51,9 @@ class InProcessClient:
     def top_up(self, token: str, amount_fen: int, request_id: str) -> Receipt:
         return self.platform.top_up(token, amount_fen, request_id)
 
-    def pay_merchant(self, token: str, collection_code: str, amount_fen: int,
-                     request_id: str) -> Receipt:
+    def pay_merchant(
+        self, token: str, collection_code: str, amount_fen: int, request_id: str
+    ) -> Receipt:
         return self.platform.pay_merchant(token, collection_code, amount_fen, request_id)
 
     def balance_fen(self, token: str) -> int:
@@ -83,10 +85,14 @@ class HttpClient:
         body = {"amount_fen": amount_fen, "request_id": request_id}
         return Receipt(**self._call("POST", "/v1/topups", token, body, retry=True))
 
-    def pay_merchant(self, token: str, collection_code: str, amount_fen: int,
-                     request_id: str) -> Receipt:
-        body = {"collection_code": collection_code, "amount_fen": amount_fen,
-                "request_id": request_id}
+    def pay_merchant(
+        self, token: str, collection_code: str, amount_fen: int, request_id: str
+    ) -> Receipt:
+        body = {
+            "collection_code": collection_code,
+            "amount_fen": amount_fen,
+            "request_id": request_id,
+        }
         return Receipt(**self._call("POST", "/v1/payments", token, body, retry=True))
 
     def balance_fen(self, token: str) -> int:
@@ -95,8 +101,9 @@ class HttpClient:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, token: str | None, body: dict | None,
-              retry: bool = False) -> Any:
+    def _call(
+        self, method: str, path: str, token: str | None, body: dict | None, retry: bool = False
+    ) -> Any:
         """One request; idempotent ones are retried on transport errors and 503."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         attempts = HTTP_RETRIES_MAX if retry else 1

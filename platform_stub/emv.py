@@ -99,8 +99,11 @@ def decode(payload: str) -> MerchantCode:
     if account.get("00") != PLATFORM_GUID or not account.get("01"):
         raise QrInvalid("qr_malformed", "no merchant account of this platform in tag 26")
     return MerchantCode(
-        merchant_id=account["01"], name=fields.get("59", ""), city=fields.get("60", ""),
-        mcc=fields.get("52", ""), amount_fen=_amount_fen(fields),
+        merchant_id=account["01"],
+        name=fields.get("59", ""),
+        city=fields.get("60", ""),
+        mcc=fields.get("52", ""),
+        amount_fen=_amount_fen(fields),
     )
 
 

@@ -202,8 +202,9 @@ class Ledger:
         return outcomes
 
     def _previous_outcome(self, tx: Tx, transfer_id: str, body_hash: str) -> Transfer | None:
-        row = tx.one(f"SELECT {_TRANSFER_COLUMNS}, body_hash FROM transfers WHERE id = ?",
-                     (transfer_id,))
+        row = tx.one(
+            f"SELECT {_TRANSFER_COLUMNS}, body_hash FROM transfers WHERE id = ?", (transfer_id,)
+        )
         if row is not None:
             _same_body_or_raise(transfer_id, row[-1], body_hash)
             return Transfer(*row[:-1])
@@ -239,7 +240,8 @@ class Ledger:
     def _resolution_deltas(self, tx: Tx, request: TransferRequest) -> _Deltas:
         pending = self._pending(tx, request.pending_id)
         if (pending.debit_account_id, pending.credit_account_id) != (
-            request.debit_account_id, request.credit_account_id
+            request.debit_account_id,
+            request.credit_account_id,
         ):
             raise InvalidRequest("invalid_request", "accounts differ from the pending transfer")
         if request.amount_fen > pending.amount_fen:
@@ -253,7 +255,9 @@ class Ledger:
             raise NotFound("transfer_not_found", f"no pending transfer {pending_id!r}")
         resolved = tx.one("SELECT id FROM transfers WHERE pending_id = ?", (pending_id,))
         if resolved is not None:
-            raise Rejected("pending_already_resolved", f"{pending_id!r} resolved by {resolved[0]!r}")
+            raise Rejected(
+                "pending_already_resolved", f"{pending_id!r} resolved by {resolved[0]!r}"
+            )
         return Transfer(*row)
 
     def _insert(self, tx: Tx, request: TransferRequest, body_hash: str) -> Transfer:
@@ -261,8 +265,17 @@ class Ledger:
         tx.execute(
             "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount_fen, kind,"
             " flags, pending_id, body_hash, timestamp_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (request.id, request.debit_account_id, request.credit_account_id, request.amount_fen,
-             request.kind, request.flags, request.pending_id, body_hash, timestamp_us),
+            (
+                request.id,
+                request.debit_account_id,
+                request.credit_account_id,
+                request.amount_fen,
+                request.kind,
+                request.flags,
+                request.pending_id,
+                body_hash,
+                timestamp_us,
+            ),
         )
         row = tx.one(f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (request.id,))
         return Transfer(*row)
@@ -272,7 +285,8 @@ class Ledger:
             Transfer(*r)
             for r in tx.all(
                 f"SELECT {_TRANSFER_COLUMNS} FROM transfers"
-                " WHERE debit_account_id = ? OR credit_account_id = ? ORDER BY seq LIMIT ? OFFSET ?",
+                " WHERE debit_account_id = ? OR credit_account_id = ?"
+                " ORDER BY seq LIMIT ? OFFSET ?",
                 (account_id, account_id, limit, offset),
             )
         ]
@@ -297,7 +311,9 @@ def _plain_deltas(request: TransferRequest) -> _Deltas:
 
 def _validate(request: TransferRequest) -> None:
     if not request.id or len(request.id) > TRANSFER_ID_CHARS_MAX:
-        raise InvalidRequest("invalid_request", f"transfer id must be 1-{TRANSFER_ID_CHARS_MAX} chars")
+        raise InvalidRequest(
+            "invalid_request", f"transfer id must be 1-{TRANSFER_ID_CHARS_MAX} chars"
+        )
     if not 0 < request.amount_fen <= AMOUNT_FEN_MAX and not request.flags & VOID_PENDING:
         raise InvalidRequest("amount_invalid", f"amount_fen must be 1..{AMOUNT_FEN_MAX}")
     if request.debit_account_id == request.credit_account_id:
@@ -342,4 +358,3 @@ def _same_body_or_raise(transfer_id: str, stored_hash: str, body_hash: str) -> N
 
 def _now_us() -> int:
     return time.time_ns() // 1_000
-

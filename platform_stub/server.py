@@ -24,12 +24,19 @@ def app_from_env() -> FastAPI:
     return create_app(Platform.open(os.environ.get(DB_ENV, DEFAULT_DB)))
 
 
-def serve(db_url: str = DEFAULT_DB, host: str = LOOPBACK, port: int = 8080,
-          log_level: str = "warning") -> None:
+def serve(
+    db_url: str = DEFAULT_DB, host: str = LOOPBACK, port: int = 8080, log_level: str = "warning"
+) -> None:
     """Serve until interrupted; one worker process, sync endpoints in its thread pool."""
     os.environ[DB_ENV] = db_url
-    uvicorn.run("platform_stub.server:app_from_env", factory=True, host=host, port=port,
-                log_level=log_level, access_log=False)
+    uvicorn.run(
+        "platform_stub.server:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+    )
 
 
 def main() -> None:

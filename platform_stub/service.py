@@ -83,7 +83,11 @@ class Platform:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.ledger = Ledger(db)
-        ident = "INTEGER PRIMARY KEY AUTOINCREMENT" if db.dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
+        ident = (
+            "INTEGER PRIMARY KEY AUTOINCREMENT"
+            if db.dialect == "sqlite"
+            else "BIGSERIAL PRIMARY KEY"
+        )
         with db.transaction() as tx:
             for ddl in _SCHEMA:
                 tx.execute(ddl.format(ident=ident))
@@ -121,15 +125,17 @@ class Platform:
         _check_name(name, "name")
         token = secrets.token_urlsafe(24)
         with self.db.transaction() as tx:
-            placeholder = self.ledger.create_account(tx, f"pending:{_hash(token)}", kind,
-                                                     DEBITS_MUST_NOT_EXCEED_CREDITS)
+            placeholder = self.ledger.create_account(
+                tx, f"pending:{_hash(token)}", kind, DEBITS_MUST_NOT_EXCEED_CREDITS
+            )
             tx.execute(
                 "INSERT INTO participants (kind, name, token_hash, account_id) VALUES (?, ?, ?, ?)",
                 (kind, name, _hash(token), placeholder.id),
             )
             pid = tx.one("SELECT id FROM participants WHERE token_hash = ?", (_hash(token),))[0]
-            tx.execute("UPDATE accounts SET name = ? WHERE id = ?",
-                       (f"{kind}:{pid}", placeholder.id))
+            tx.execute(
+                "UPDATE accounts SET name = ? WHERE id = ?", (f"{kind}:{pid}", placeholder.id)
+            )
         return Registration(pid, token, placeholder.id)
 
     def authenticate(self, token: str | None) -> Participant:
@@ -139,8 +145,10 @@ class Platform:
         if hit is not None:
             return hit
         with self.db.transaction() as tx:
-            row = tx.one("SELECT id, kind, name, account_id FROM participants WHERE token_hash = ?",
-                         (_hash(token),))
+            row = tx.one(
+                "SELECT id, kind, name, account_id FROM participants WHERE token_hash = ?",
+                (_hash(token),),
+            )
         if row is None:
             raise CredentialInvalid("credential_invalid", "unknown or revoked credential")
         with self._cache_lock:
@@ -174,8 +182,9 @@ class Platform:
             raise NotFound("card_not_bound", "bind a bank card before topping up")
         return self._move(who, "top_up", request_id, row[0], who.account_id, amount_fen)
 
-    def pay_merchant(self, token: str, collection_code: str, amount_fen: int,
-                     request_id: str) -> Receipt:
+    def pay_merchant(
+        self, token: str, collection_code: str, amount_fen: int, request_id: str
+    ) -> Receipt:
         """Pay the merchant a scanned collection code names, from the payer's wallet."""
         who = self._resident(token)
         code = emv.decode(collection_code)
@@ -183,8 +192,9 @@ class Platform:
         if code.dynamic and code.amount_fen != amount_fen:
             raise Rejected("amount_mismatch", f"code asks {code.amount_fen} fen, not {amount_fen}")
         merchant_account = self._merchant_account(code.merchant_id)
-        return self._move(who, "pay_merchant", request_id, who.account_id, merchant_account,
-                          amount_fen)
+        return self._move(
+            who, "pay_merchant", request_id, who.account_id, merchant_account, amount_fen
+        )
 
     def balance_fen(self, token: str) -> int:
         who = self.authenticate(token)
@@ -198,8 +208,13 @@ class Platform:
         with self.db.transaction() as tx:
             rows = self.ledger.transfers_of(tx, who.account_id, limit, offset)
         return [
-            StatementLine(t.id, t.kind, t.amount_fen,
-                          "in" if t.credit_account_id == who.account_id else "out", t.timestamp_us)
+            StatementLine(
+                t.id,
+                t.kind,
+                t.amount_fen,
+                "in" if t.credit_account_id == who.account_id else "out",
+                t.timestamp_us,
+            )
             for t in rows
         ]
 
@@ -225,15 +240,28 @@ class Platform:
             raise NotFound("merchant_not_found", f"no merchant {merchant_id!r}")
         return row[0]
 
-    def _move(self, who: Participant, op: str, request_id: str, debit_id: int, credit_id: int,
-              amount_fen: int) -> Receipt:
+    def _move(
+        self,
+        who: Participant,
+        op: str,
+        request_id: str,
+        debit_id: int,
+        credit_id: int,
+        amount_fen: int,
+    ) -> Receipt:
         _check_request_id(request_id)
-        transfer = self.ledger.apply(TransferRequest(
-            id=f"{who.id}:{op}:{request_id}", debit_account_id=debit_id,
-            credit_account_id=credit_id, amount_fen=amount_fen, kind=op,
-        ))
-        return Receipt(transfer.id, transfer.amount_fen, transfer.debit_account_id,
-                       transfer.credit_account_id)
+        transfer = self.ledger.apply(
+            TransferRequest(
+                id=f"{who.id}:{op}:{request_id}",
+                debit_account_id=debit_id,
+                credit_account_id=credit_id,
+                amount_fen=amount_fen,
+                kind=op,
+            )
+        )
+        return Receipt(
+            transfer.id, transfer.amount_fen, transfer.debit_account_id, transfer.credit_account_id
+        )
 
 
 def _hash(token: str) -> str:
@@ -280,4 +308,3 @@ def luhn_complete(prefix: str) -> str:
         except InvalidRequest:
             continue
     raise AssertionError("some digit always completes a Luhn number")
-

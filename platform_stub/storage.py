@@ -83,7 +83,9 @@ class SqliteDatabase(Database):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False,
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
             timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
         )
         self._conn.execute("PRAGMA journal_mode=WAL")

@@ -11,8 +11,11 @@ from rich.table import Table
 
 from platform_stub.exceptions import CashlessError, ScenarioError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Simulate and load-test a city's move to mobile payment.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Simulate and load-test a city's move to mobile payment.",
+)
 out = Console()
 err = Console(stderr=True)
 
@@ -27,8 +30,10 @@ def run(
     scenario: Annotated[str, typer.Argument(help="Scenario file, or a library name.")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder.")] = None,
     seed: Annotated[int | None, typer.Option(help="Overrides the scenario's seed.")] = None,
-    platform: Annotated[str | None, typer.Option(
-        help="URL of a running `cashless serve`; default: in-process on SQLite.")] = None,
+    platform: Annotated[
+        str | None,
+        typer.Option(help="URL of a running `cashless serve`; default: in-process on SQLite."),
+    ] = None,
 ) -> None:
     """Simulate a scenario and write its run folder (events, daily, summary, report)."""
     from scenarios.loader import load_scenario
@@ -47,8 +52,10 @@ def run(
 
 
 def print_summary(summary: dict[str, Any], folder: Path) -> None:
-    table = Table(title=f"{summary['scenario']} (seed {summary['seed']}, "
-                        f"{summary['days']} days, {summary['population']['residents']:,} residents)")
+    table = Table(
+        title=f"{summary['scenario']} (seed {summary['seed']}, "
+        f"{summary['days']} days, {summary['population']['residents']:,} residents)"
+    )
     table.add_column("measure")
     table.add_column("value", justify="right")
     adoption = summary["adoption"]
@@ -58,11 +65,13 @@ def print_summary(summary: dict[str, Any], folder: Path) -> None:
     for channel, count in summary["transactions"]["by_channel"].items():
         table.add_row(f"purchases, {channel}", f"{count:,}")
     lat = summary["latency_ms"]
-    table.add_row("platform latency p50/p95/p99", f"{lat['p50']:.2f} / {lat['p95']:.2f} / "
-                  f"{lat['p99']:.2f} ms")
+    table.add_row(
+        "platform latency p50/p95/p99", f"{lat['p50']:.2f} / {lat['p95']:.2f} / {lat['p99']:.2f} ms"
+    )
     ledger = summary["ledger"]
-    table.add_row("ledger audit", {True: "passed", False: "FAILED", None: "remote"}[
-        ledger["audit_ok"]])
+    table.add_row(
+        "ledger audit", {True: "passed", False: "FAILED", None: "remote"}[ledger["audit_ok"]]
+    )
     table.add_row("ledger transfers", f"{ledger['transfer_count'] or 0:,}")
     out.print(table)
     out.print(f"Run folder: {folder}  (report: {folder / 'report.html'})")
@@ -71,7 +80,8 @@ def print_summary(summary: dict[str, Any], folder: Path) -> None:
 @app.command()
 def serve(
     db: Annotated[str, typer.Option(help="sqlite:///PATH or postgresql://...")] = (
-        "sqlite:///runs/platform.db"),
+        "sqlite:///runs/platform.db"
+    ),
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
 ) -> None:
@@ -124,21 +134,25 @@ def loadtest(
     users: Annotated[int, typer.Option(min=1, help="Concurrent simulated users.")] = 10,
     duration: Annotated[str, typer.Option(help="Run time, e.g. 20s, 2m.")] = "20s",
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder.")] = None,
-    host: Annotated[str | None, typer.Option(
-        help="A running platform (loopback only); default: start one.")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="A running platform (loopback only); default: start one.")
+    ] = None,
 ) -> None:
     """Run a headless Locust load test and write its CSV stats into a folder."""
     from loadtests import run_loadtest
 
     folder = out_dir or Path("runs") / f"loadtest-{name}"
     try:
-        result = run_loadtest(name, folder, users=users, duration_s=parse_duration_s(duration),
-                              host=host)
+        result = run_loadtest(
+            name, folder, users=users, duration_s=parse_duration_s(duration), host=host
+        )
     except ValueError as exc:
         raise fail(str(exc), 2) from None
-    out.print(f"{result.total_requests:,} requests, {result.total_failures:,} failures; "
-              f"audit {'passed' if result.audit.get('audit_ok') else 'not passed'}; "
-              f"results in {folder}")
+    out.print(
+        f"{result.total_requests:,} requests, {result.total_failures:,} failures; "
+        f"audit {'passed' if result.audit.get('audit_ok') else 'not passed'}; "
+        f"results in {folder}"
+    )
     if not result.passed:
         raise fail("load test did not pass (failures, Locust exit code or ledger audit)")
 

@@ -1,12 +1,12 @@
 """Run one scenario end to end and write its run folder.
 
-    run folder/
-      scenario.resolved.toml   exactly what ran, seed included
-      ledger.db                the platform's SQLite ledger (in-process runs)
-      events.parquet           one row per platform call
-      daily.parquet            one row per simulated day
-      summary.json             headline figures (see ``summarise``)
-      report.html, figures/    the pictures
+run folder/
+  scenario.resolved.toml   exactly what ran, seed included
+  ledger.db                the platform's SQLite ledger (in-process runs)
+  events.parquet           one row per platform call
+  daily.parquet            one row per simulated day
+  summary.json             headline figures (see ``summarise``)
+  report.html, figures/    the pictures
 """
 
 from __future__ import annotations
@@ -28,8 +28,16 @@ from scenarios.loader import dump_toml
 from scenarios.schema import SEGMENTS, Scenario
 
 LEDGER_FILE = "ledger.db"
-RUN_FILES = ("scenario.resolved.toml", "events.parquet", "daily.parquet", "summary.json",
-             "report.html", LEDGER_FILE, f"{LEDGER_FILE}-wal", f"{LEDGER_FILE}-shm")
+RUN_FILES = (
+    "scenario.resolved.toml",
+    "events.parquet",
+    "daily.parquet",
+    "summary.json",
+    "report.html",
+    LEDGER_FILE,
+    f"{LEDGER_FILE}-wal",
+    f"{LEDGER_FILE}-shm",
+)
 
 
 @dataclass
@@ -42,8 +50,13 @@ def default_out_dir(scenario: Scenario, seed: int) -> Path:
     return Path("runs") / f"{scenario.name}-seed{seed}"
 
 
-def run_scenario(scenario: Scenario, out_dir: Path, seed: int | None = None,
-                 platform_url: str | None = None, console: Console | None = None) -> RunResult:
+def run_scenario(
+    scenario: Scenario,
+    out_dir: Path,
+    seed: int | None = None,
+    platform_url: str | None = None,
+    console: Console | None = None,
+) -> RunResult:
     """Simulate ``scenario`` against a fresh platform and write the run folder.
 
     With ``platform_url`` the agents call a running server over HTTP; otherwise the
@@ -77,8 +90,13 @@ def _prepare(out_dir: Path) -> None:
 
 def _step_with_progress(model: CityModel, console: Console) -> None:
     days = model.scenario.city.days
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("days"), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("days"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(f"{model.scenario.name}", total=days)
         while model.running:
@@ -86,8 +104,9 @@ def _step_with_progress(model: CityModel, console: Console) -> None:
             progress.advance(task)
 
 
-def _write_outputs(model: CityModel, audit: AuditReport | None, out_dir: Path,
-                   wall_s: float) -> RunResult:
+def _write_outputs(
+    model: CityModel, audit: AuditReport | None, out_dir: Path, wall_s: float
+) -> RunResult:
     from reports import build_run_report  # reports import matplotlib: load it late
 
     events = model.log.frame()
@@ -101,8 +120,9 @@ def _write_outputs(model: CityModel, audit: AuditReport | None, out_dir: Path,
     return RunResult(out_dir, json.loads((out_dir / "summary.json").read_text()))
 
 
-def summarise(model: CityModel, events: pl.DataFrame, daily: pl.DataFrame,
-              audit: AuditReport | None) -> dict[str, Any]:
+def summarise(
+    model: CityModel, events: pl.DataFrame, daily: pl.DataFrame, audit: AuditReport | None
+) -> dict[str, Any]:
     """Headline figures; everything but latency and timings is fixed by the seed."""
     from reports import overall_latency_ms
 
@@ -114,23 +134,31 @@ def summarise(model: CityModel, events: pl.DataFrame, daily: pl.DataFrame,
         "seed": scenario.seed,
         "days": scenario.city.days,
         "start_date": scenario.city.start_date.isoformat(),
-        "population": {"residents": scenario.city.residents,
-                       "merchants": scenario.city.merchants,
-                       "scale_factor": scenario.city.scale_factor},
+        "population": {
+            "residents": scenario.city.residents,
+            "merchants": scenario.city.merchants,
+            "scale_factor": scenario.city.scale_factor,
+        },
         "adoption": _adoption(last),
-        "transactions": {"count": by_channel["merchant_qr"] + by_channel["cash"],
-                         "by_channel": by_channel},
-        "platform_calls": {"count": events.height,
-                           "rejected": int((events["status"] != "ok").sum())},
+        "transactions": {
+            "count": by_channel["merchant_qr"] + by_channel["cash"],
+            "by_channel": by_channel,
+        },
+        "platform_calls": {
+            "count": events.height,
+            "rejected": int((events["status"] != "ok").sum()),
+        },
         "latency_ms": overall_latency_ms(events),
-        "ledger": audit.as_dict() if audit else {"audit_ok": None, "transfer_count": None,
-                                                 "note": "ledger is on the remote server"},
+        "ledger": audit.as_dict()
+        if audit
+        else {"audit_ok": None, "transfer_count": None, "note": "ledger is on the remote server"},
     }
 
 
 def _adoption(last: dict[str, Any]) -> dict[str, Any]:
     people = sum(last[f"population_{s}"] for s in SEGMENTS)
     adopters = sum(last[f"adopters_{s}"] for s in SEGMENTS)
-    by_segment = {s: last[f"adopters_{s}"] / max(last[f"population_{s}"], 1)
-                  for s in (*SEGMENTS, "merchant")}
+    by_segment = {
+        s: last[f"adopters_{s}"] / max(last[f"population_{s}"], 1) for s in (*SEGMENTS, "merchant")
+    }
     return {"overall": adopters / max(people, 1), "by_segment": by_segment}

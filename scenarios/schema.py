@@ -82,8 +82,10 @@ class Merchants(Strict):
 
     innovation: float = Field(ge=0, le=1, description="Daily adoption probability from outside.")
     demand_response: float = Field(
-        ge=0, le=1, description="Added daily P(adopt) per share of yesterday's customers "
-        "who asked to pay by app and had to pay cash."
+        ge=0,
+        le=1,
+        description="Added daily P(adopt) per share of yesterday's customers "
+        "who asked to pay by app and had to pay cash.",
     )
     initial_share: float = Field(ge=0, le=1, description="Share accepting the code on day 0.")
 

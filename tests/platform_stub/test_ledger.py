@@ -18,6 +18,8 @@ from platform_stub.ledger import (
 )
 from platform_stub.storage import open_database
 
+GUARDED = DEBITS_MUST_NOT_EXCEED_CREDITS
+
 
 @pytest.fixture
 def ledger(db_url: str):
@@ -29,15 +31,17 @@ def ledger(db_url: str):
 def make_accounts(ledger: Ledger) -> tuple[int, int, int]:
     with ledger.db.transaction() as tx:
         bank = ledger.create_account(tx, "bank:ICBC", "bank").id
-        wallet = ledger.create_account(tx, "wallet:1", "resident", DEBITS_MUST_NOT_EXCEED_CREDITS).id
-        shop = ledger.create_account(tx, "merchant:1", "merchant", DEBITS_MUST_NOT_EXCEED_CREDITS).id
+        wallet = ledger.create_account(tx, "wallet:1", "resident", GUARDED).id
+        shop = ledger.create_account(tx, "merchant:1", "merchant", GUARDED).id
     return bank, wallet, shop
 
 
 def balances(ledger: Ledger) -> dict[str, tuple[int, int, int, int]]:
     with ledger.db.transaction() as tx:
-        return {a.name: (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
-                for a in ledger.accounts(tx)}
+        return {
+            a.name: (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
+            for a in ledger.accounts(tx)
+        }
 
 
 def count(ledger: Ledger) -> int:
@@ -109,8 +113,9 @@ def test_random_transfers_keep_every_invariant(ledger: Ledger) -> None:
     rng = random.Random(7)
     bank, *guarded = make_accounts(ledger)
     with ledger.db.transaction() as tx:
-        guarded += [ledger.create_account(tx, f"wallet:{i}", "resident",
-                                          DEBITS_MUST_NOT_EXCEED_CREDITS).id for i in range(2, 6)]
+        guarded += [
+            ledger.create_account(tx, f"wallet:{i}", "resident", GUARDED).id for i in range(2, 6)
+        ]
     spendable = dict.fromkeys(guarded, 0)
     open_holds: list[TransferRequest] = []
     for n in range(300):
@@ -138,9 +143,17 @@ def test_random_transfers_keep_every_invariant(ledger: Ledger) -> None:
             hold = open_holds.pop(rng.randrange(len(open_holds)))
             post = rng.random() < 0.5
             posted = rng.randint(1, hold.amount_fen) if post else 0
-            ledger.apply(TransferRequest(
-                f"t{n}", hold.debit_account_id, hold.credit_account_id, posted, "hold",
-                POST_PENDING if post else VOID_PENDING, hold.id))
+            ledger.apply(
+                TransferRequest(
+                    f"t{n}",
+                    hold.debit_account_id,
+                    hold.credit_account_id,
+                    posted,
+                    "hold",
+                    POST_PENDING if post else VOID_PENDING,
+                    hold.id,
+                )
+            )
             spendable[hold.debit_account_id] += hold.amount_fen - posted
             spendable[hold.credit_account_id] += posted
     report = audit(ledger.db)
@@ -155,9 +168,13 @@ def test_audit_names_the_broken_invariant(ledger: Ledger) -> None:
     bank, wallet, shop = make_accounts(ledger)
     ledger.apply(TransferRequest("top", bank, wallet, 500, "top_up"))
     with ledger.db.transaction() as tx:  # tamper behind the ledger's back
-        tx.execute("UPDATE accounts SET debits_posted = debits_posted + 900 WHERE id = ?",
-                   (wallet,))
+        tx.execute(
+            "UPDATE accounts SET debits_posted = debits_posted + 900 WHERE id = ?", (wallet,)
+        )
     report = audit(ledger.db)
     assert not report.ok
     assert {c.name for c in report.broken} == {
-        "debits_equal_credits", "balances_match_transfers", "account_flags_hold"}
+        "debits_equal_credits",
+        "balances_match_transfers",
+        "account_flags_hold",
+    }

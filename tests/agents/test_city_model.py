@@ -1,0 +1,117 @@
+"""The city model: seeded, and the same on the in-process and the HTTP platform."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from agents import CityModel
+from platform_stub import InProcessClient, Platform
+from scenarios.loader import load_scenario
+from scenarios.runner import run_scenario
+from tests.conftest import TINY_SCENARIO
+from tests.servers import start_server, stop_server
+
+NONDETERMINISTIC = ("latency_ms", "timings")
+
+
+def seeded_part(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k not in NONDETERMINISTIC}
+
+
+def account_balances(db_path: Path) -> dict[str, tuple[int, int]]:
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute("SELECT name, debits_posted, credits_posted FROM accounts").fetchall()
+    return {name: (debits, credits) for name, debits, credits in rows}
+
+
+def test_same_seed_gives_the_same_summary_and_events(tmp_path: Path) -> None:
+    scenario = load_scenario(TINY_SCENARIO)
+    first = run_scenario(scenario, tmp_path / "a", seed=11)
+    second = run_scenario(scenario, tmp_path / "b", seed=11)
+    other = run_scenario(scenario, tmp_path / "c", seed=12)
+    assert seeded_part(first.summary) == seeded_part(second.summary)
+    assert seeded_part(first.summary) != seeded_part(other.summary)
+    columns = [
+        c for c in pl.read_parquet(tmp_path / "a" / "events.parquet").columns if c != "latency_us"
+    ]
+    events_a = pl.read_parquet(tmp_path / "a" / "events.parquet", columns=columns)
+    events_b = pl.read_parquet(tmp_path / "b" / "events.parquet", columns=columns)
+    assert events_a.equals(events_b) and events_a.height > 100
+
+
+def test_in_process_and_http_runs_end_with_identical_balances(tmp_path: Path) -> None:
+    scenario = load_scenario(TINY_SCENARIO)
+    local = run_scenario(scenario, tmp_path / "local", seed=5)
+    server_db = tmp_path / "server.db"
+    proc, url = start_server(f"sqlite:///{server_db}", tmp_path / "server.log")
+    try:
+        remote = run_scenario(scenario, tmp_path / "remote", seed=5, platform_url=url)
+    finally:
+        stop_server(proc)
+    assert seeded_part(local.summary) | {"ledger": None} == seeded_part(remote.summary) | {
+        "ledger": None
+    }
+    balances = account_balances(tmp_path / "local" / "ledger.db")
+    assert balances == account_balances(server_db)
+    assert sum(credits for _, credits in balances.values()) > 0
+
+
+def test_run_folder_holds_every_promised_file(tmp_path: Path) -> None:
+    result = run_scenario(load_scenario(TINY_SCENARIO), tmp_path / "run", seed=3)
+    folder = result.out_dir
+    for name in (
+        "scenario.resolved.toml",
+        "events.parquet",
+        "daily.parquet",
+        "summary.json",
+        "report.html",
+        "ledger.db",
+    ):
+        assert (folder / name).is_file(), name
+    assert load_scenario(folder / "scenario.resolved.toml").seed == 3
+    daily = pl.read_parquet(folder / "daily.parquet")
+    assert daily.height == 7 and {"date", "weekday", "adopters_elderly", "tx_cash"} <= set(
+        daily.columns
+    )
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["ledger"]["audit_ok"] is True
+    assert summary["transactions"]["count"] == int(
+        daily["tx_merchant_qr"].sum() + daily["tx_cash"].sum()
+    )
+    lat = summary["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"]
+    assert list((folder / "figures").glob("*.png"))
+
+
+def test_adoption_only_grows_and_merchants_always_take_cash(tmp_path: Path) -> None:
+    scenario = load_scenario(TINY_SCENARIO, {"city.days": 12})
+    platform = Platform.open(f"sqlite:///{tmp_path / 'l.db'}")
+    model = CityModel(scenario, InProcessClient(platform), seed=1)
+    while model.running:
+        model.step()
+    platform.close()
+    daily = pl.DataFrame(model.daily_rows)
+    adopters = daily["adopters_youth"] + daily["adopters_adult"] + daily["adopters_elderly"]
+    assert adopters.diff().drop_nulls().min() >= 0
+    assert adopters[-1] > adopters[0]
+    assert (daily["tx_cash"] > 0).all()  # non-adopters still pay cash everywhere
+    no_phone = ~model.smartphone
+    assert not (model.adopted & no_phone).any()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_events_agree_with_the_ledger(tmp_path: Path, seed: int) -> None:
+    """Every accepted payment or top-up in the event log is one ledger transfer."""
+    result = run_scenario(load_scenario(TINY_SCENARIO), tmp_path / "run", seed=seed)
+    events = pl.read_parquet(result.out_dir / "events.parquet")
+    moved = events.filter(pl.col("operation").is_in(["top_up", "pay_merchant"]))
+    accepted = moved.filter(pl.col("status") == "ok")
+    assert accepted.height == result.summary["ledger"]["transfer_count"]
+    with sqlite3.connect(result.out_dir / "ledger.db") as conn:
+        total = conn.execute("SELECT SUM(amount_fen) FROM transfers").fetchone()[0]
+    assert total == accepted["amount_fen"].sum()

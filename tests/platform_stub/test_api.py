@@ -1,0 +1,93 @@
+"""The HTTP API on a real uvicorn, through the HTTP client, on both backends."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from platform_stub import HttpClient, Platform
+from platform_stub.exceptions import CredentialInvalid, CredentialMissing, Forbidden, Rejected
+from platform_stub.service import luhn_complete
+
+CARD = luhn_complete("622202000000001")
+
+
+@pytest.fixture
+def client(live_server: str):
+    c = HttpClient(live_server)
+    yield c
+    c.close()
+
+
+def test_openapi_is_published(live_server: str) -> None:
+    spec = httpx.get(f"{live_server}/openapi.json").json()
+    assert {"/v1/residents", "/v1/merchants", "/v1/payments", "/v1/topups"} <= set(spec["paths"])
+
+
+def test_payment_over_http_moves_money_once(client: HttpClient, db_url: str) -> None:
+    payer = client.register_resident("张伟")
+    shop = client.register_merchant("热干面", "武汉")
+    client.bind_card(payer.token, CARD, "ICBC")
+    client.top_up(payer.token, 1000, "t1")
+    first = client.pay_merchant(payer.token, shop.collection_code, 350, "p1")
+    again = client.pay_merchant(payer.token, shop.collection_code, 350, "p1")
+    assert again == first
+    assert client.balance_fen(payer.token) == 650
+    assert client.balance_fen(shop.token) == 350
+    platform = Platform.open(db_url)
+    try:
+        assert platform.audit().ok and platform.audit().transfer_count == 2
+    finally:
+        platform.close()
+
+
+def test_refusals_come_back_as_the_same_exceptions(client: HttpClient) -> None:
+    payer = client.register_resident("李娜")
+    shop = client.register_merchant("早餐", "武汉")
+    client.bind_card(payer.token, CARD, "CCB")
+    client.top_up(payer.token, 100, "t1")
+    with pytest.raises(Rejected) as caught:
+        client.pay_merchant(payer.token, shop.collection_code, 101, "p1")
+    assert caught.value.code == "exceeds_credits"
+    with pytest.raises(CredentialInvalid):
+        client.balance_fen("not-a-token")
+    with pytest.raises(CredentialMissing):
+        client.top_up("", 100, "t2")
+    with pytest.raises(Forbidden):  # a merchant credential cannot spend as a resident
+        client.pay_merchant(shop.token, shop.collection_code, 1, "p2")
+    assert client.balance_fen(payer.token) == 100
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code"),
+    [
+        ("/v1/residents", {"nam": "x"}, 400, "invalid_request"),
+        (
+            "/v1/payments",
+            {"collection_code": "000201", "amount_fen": 1, "request_id": "a"},
+            400,
+            "qr_malformed",
+        ),
+        ("/v1/topups", {"amount_fen": -5, "request_id": "a"}, 400, "amount_invalid"),
+        ("/v1/cards", {"card_number": "6222020000000012", "bank": "ICBC"}, 400, "card_invalid"),
+    ],
+)
+def test_bad_input_gets_problem_json_with_a_stable_code(
+    live_server: str, path: str, body: dict, status: int, code: str
+) -> None:
+    token = httpx.post(f"{live_server}/v1/residents", json={"name": "王芳"}).json()["token"]
+    resp = httpx.post(
+        f"{live_server}{path}", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert resp.status_code == status
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert resp.json()["code"] == code
+
+
+def test_oversized_body_is_refused(live_server: str) -> None:
+    resp = httpx.post(
+        f"{live_server}/v1/residents",
+        content=b"x" * 70_000,
+        headers={"content-type": "application/json"},
+    )
+    assert resp.status_code == 413 and resp.json()["code"] == "request_too_large"
