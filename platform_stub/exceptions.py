@@ -15,6 +15,9 @@ event log of a run and in the tests. Messages are for people and may change.
         ├── RequestTooLarge       413   request_too_large
         ├── NotFound              404   account_not_found, merchant_not_found,
         │                               card_not_bound, transfer_not_found
+        ├── TapRejected           422   code_malformed, signature_invalid, code_expired,
+        │                               credential_expired, card_revoked, replayed_code,
+        │                               reader_queue_full (offline transit taps)
         ├── Rejected              409   exceeds_credits, exceeds_debits,
         │                               exists_with_different_fields,
         │                               pending_already_resolved, amount_mismatch
@@ -95,6 +98,27 @@ class NotFound(PlatformError):
     )
 
 
+class TapRejected(PlatformError):
+    """An offline transit tap refused at the reader or at clearing. The reasons map to
+    the outcomes riders and operators talk about: malformed, forged
+    (signature_invalid), expired (code_expired, credential_expired), revoked
+    (card_revoked), replay (replayed_code); reader_queue_full means a reader's
+    bounded offline queue has no room and the rider must pay another way."""
+
+    http_status = 422
+    codes = frozenset(
+        {
+            "code_malformed",
+            "signature_invalid",
+            "code_expired",
+            "credential_expired",
+            "card_revoked",
+            "replayed_code",
+            "reader_queue_full",
+        }
+    )
+
+
 class Rejected(PlatformError):
     """A well-formed request the ledger refuses by its rules; retrying the same id
     returns the same refusal."""
@@ -124,6 +148,7 @@ PLATFORM_ERRORS: tuple[type[PlatformError], ...] = (
     Forbidden,
     RequestTooLarge,
     NotFound,
+    TapRejected,
     Rejected,
     StorageUnavailable,
 )
