@@ -69,6 +69,11 @@ class Tx:
         self._cursor.execute(self._sql(sql), tuple(params))
         return self._cursor.fetchall()
 
+    def lock_table(self, table: str) -> None:
+        """Keep other writers out of ``table`` until commit (SQLite: already so)."""
+        if self.dialect != "sqlite":
+            self.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+
     def for_update(self) -> str:
         """Row-lock suffix: PostgreSQL locks rows; SQLite already holds the write lock."""
         return "" if self.dialect == "sqlite" else " FOR UPDATE"
