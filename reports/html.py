@@ -1,0 +1,260 @@
+"""The run report: one self-contained HTML page plus the PNGs beside it.
+
+The page embeds every figure as a ``data:`` URI so it survives being mailed or
+attached on its own; ``figures/*.png`` are written too, for slides and documents.
+Every piece of text from the run goes through ``html.escape``: scenario names and
+error codes come from files a user wrote.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from reports.analysis import (
+    OVERLAY_CHANNELS,
+    RunData,
+    amounts_by_operation,
+    latency_percentiles,
+    load_run,
+)
+from reports.figures import plot_adoption, plot_channels, plot_latency
+
+REPORT_FILE = "report.html"
+FIGURES_DIR = "figures"
+MISSING = "—"
+
+_CSS = """
+body { font: 15px/1.5 system-ui, sans-serif; color: #222; max-width: 62rem; margin: 2rem auto;
+       padding: 0 1rem; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
+.meta { color: #555; margin-top: 0; }
+.tables { display: flex; flex-wrap: wrap; gap: 1.5rem; align-items: flex-start; }
+table { border-collapse: collapse; } caption { text-align: left; font-weight: 600; }
+th, td { padding: 0.2rem 0.8rem 0.2rem 0; text-align: left; border-bottom: 1px solid #e4e4e4; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #007a4d; font-weight: 600; } .bad { color: #b3261e; font-weight: 600; }
+figure { margin: 1.5rem 0; } figure img { max-width: 100%; height: auto; }
+figcaption { color: #444; font-size: 0.95rem; }
+"""
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One figure of the report: how to draw it from the run, and what it shows."""
+
+    name: str
+    draw: Callable[[RunData, Path], Path]
+    caption: str
+
+
+PICTURES = (
+    Picture(
+        "adoption",
+        lambda run, path: plot_adoption(run.daily, path),
+        "Share of each segment that has adopted mobile payment, day by day. The dashed "
+        "line is merchants: the share accepting the collection code.",
+    ),
+    Picture(
+        "latency",
+        lambda run, path: plot_latency(run.events, path),
+        "Wall-clock latency of platform calls by operation, rejected calls included. "
+        "Latency is measured, not simulated: it varies between runs of the same seed.",
+    ),
+    Picture(
+        "channels",
+        lambda run, path: plot_channels(run.daily, path),
+        "Purchases per day by how they were paid. Dashed lines are outcomes already "
+        "inside the bars (a declined QR payment was then paid in cash). Below: the "
+        "cash share of each day's purchases.",
+    ),
+)
+
+
+def build_run_report(run_dir: Path) -> Path:
+    """Write ``figures/*.png`` and ``report.html`` into ``run_dir``; return the page's path."""
+    run = load_run(Path(run_dir))
+    figures_dir = run.run_dir / FIGURES_DIR
+    drawn = [(p, p.draw(run, figures_dir / f"{p.name}.png")) for p in PICTURES]
+    out = run.run_dir / REPORT_FILE
+    out.write_text(render_page(run, drawn), encoding="utf-8")
+    return out
+
+
+def render_page(run: RunData, drawn: Iterable[tuple[Picture, Path]]) -> str:
+    """The whole page as a string: header, summary tables, then the figures."""
+    scenario = str(run.summary.get("scenario", run.run_dir.name))
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Cashless City: {_esc(scenario)}</title><style>{_CSS}</style></head><body>",
+        _header(run.summary, scenario),
+        "<h2>Summary</h2>",
+        f'<div class="tables">{_summary_tables(run)}</div>',
+        "<h2>Figures</h2>",
+        *(_figure(picture, path) for picture, path in drawn),
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def format_rmb(amount_fen: int) -> str:
+    """Integer fen as RMB with two decimals, ``123456`` -> ``¥1,234.56``; no float on the way."""
+    sign = "-" if amount_fen < 0 else ""
+    yuan, fen = divmod(abs(int(amount_fen)), 100)
+    return f"{sign}¥{yuan:,}.{fen:02d}"
+
+
+def _pct(share: float | None) -> str:
+    return MISSING if share is None else f"{share * 100:.1f}%"
+
+
+def _count(n: int | None) -> str:
+    return MISSING if n is None else f"{int(n):,}"
+
+
+def _ms(value: float | None) -> str:
+    """Three decimals: latency is recorded in whole microseconds, so that is all there is."""
+    return MISSING if value is None else f"{value:.3f} ms"
+
+
+def _header(summary: Mapping[str, Any], scenario: str) -> str:
+    population = summary.get("population", {})
+    facts = [
+        f"seed {summary.get('seed', MISSING)}",
+        f"{summary.get('days', MISSING)} days from {summary.get('start_date', MISSING)}",
+        f"{_count(population.get('residents'))} residents",
+        f"{_count(population.get('merchants'))} merchants",
+        f"scale factor {population.get('scale_factor', MISSING)}",
+    ]
+    return (
+        f"<h1>Cashless City run: {_esc(scenario)}</h1>"
+        f'<p class="meta">{" · ".join(_esc(f) for f in facts)}</p>'
+    )
+
+
+@dataclass(frozen=True)
+class Marked:
+    """A cell value with a CSS class, for the one result a reader must not miss."""
+
+    text: str
+    css: str
+
+
+Row = tuple[str | Marked, ...]
+
+
+def _table(caption: str, rows: Iterable[Row], head: tuple[str, ...] = ()) -> str:
+    """A table of rows whose first cell is a label and the rest right-aligned values."""
+    head_row = "".join(f"<th>{_esc(h)}</th>" for h in head)
+    body = "".join(
+        f"<tr><th>{_esc(label)}</th>{''.join(_cell(v) for v in values)}</tr>"
+        for label, *values in rows
+    )
+    head_html = f"<tr>{head_row}</tr>" if head else ""
+    return f"<table><caption>{_esc(caption)}</caption>{head_html}{body}</table>"
+
+
+def _cell(value: str | Marked) -> str:
+    if isinstance(value, Marked):
+        return f'<td class="num {_esc(value.css)}">{_esc(value.text)}</td>'
+    return f'<td class="num">{_esc(value)}</td>'
+
+
+def _summary_tables(run: RunData) -> str:
+    summary = run.summary
+    return "".join(
+        [
+            _adoption_table(summary.get("adoption", {})),
+            _transactions_table(summary.get("transactions", {})),
+            _latency_table(summary.get("latency_ms", {}), summary.get("platform_calls", {})),
+            _ledger_table(summary.get("ledger", {})),
+            _money_table(amounts_by_operation(run.events)),
+            _operations_table(latency_percentiles(run.events)),
+        ]
+    )
+
+
+def _adoption_table(adoption: Mapping[str, Any]) -> str:
+    rows = [("overall (residents)", _pct(adoption.get("overall")))]
+    rows += [(s, _pct(v)) for s, v in adoption.get("by_segment", {}).items()]
+    return _table("Adoption at the end of the run", rows)
+
+
+def _transactions_table(transactions: Mapping[str, Any]) -> str:
+    purchases = transactions.get("count")
+    rows: list[Row] = [("purchases", _count(purchases), _pct(1.0 if purchases else None))]
+    for channel, n in transactions.get("by_channel", {}).items():
+        label = f"{channel} (already counted above)" if channel in OVERLAY_CHANNELS else channel
+        rows.append((label, _count(n), _pct(n / purchases if purchases else None)))
+    return _table("Purchases by channel", rows, ("channel", "count", "share"))
+
+
+def _latency_table(latency: Mapping[str, float], calls: Mapping[str, Any]) -> str:
+    rows = [(name, _ms(latency.get(name))) for name in ("p50", "p95", "p99")]
+    if calls:
+        rows += [("platform calls", _count(calls.get("count")))]
+        rows += [("rejected calls", _count(calls.get("rejected")))]
+    return _table("Platform latency", rows)
+
+
+def audit_result(ledger: Mapping[str, Any]) -> str:
+    """``passed``, ``FAILED``, or why there was no audit (a remote ledger is not ours to read)."""
+    ok = ledger.get("audit_ok")
+    if ok is None:
+        return f"not run: {ledger.get('note', 'no audit in this run')}"
+    return "passed" if ok else "FAILED"
+
+
+def _ledger_table(ledger: Mapping[str, Any]) -> str:
+    css = {True: "ok", False: "bad"}.get(ledger.get("audit_ok"), "")
+    rows: list[Row] = [("audit", Marked(audit_result(ledger), css))]
+    rows.append(("transfers", _count(ledger.get("transfer_count"))))
+    checks = ledger.get("checks", {})
+    rows += [
+        (f"failed check: {name}", check.get("detail", ""))
+        for name, check in checks.items()
+        if not check.get("ok", True)
+    ]
+    return _table("Ledger", rows)
+
+
+def _money_table(amounts: pl.DataFrame) -> str:
+    rows = [
+        (row["operation"], _count(row["calls"]), format_rmb(row["amount_fen"]))
+        for row in amounts.iter_rows(named=True)
+    ]
+    return _table("Money moved by successful calls", rows, ("operation", "calls", "amount"))
+
+
+def _operations_table(table: pl.DataFrame) -> str:
+    rows = [
+        (
+            r["operation"],
+            _count(r["count"]),
+            _count(r["rejected"]),
+            *(_ms(r[p]) for p in ("p50", "p95", "p99")),
+        )
+        for r in table.iter_rows(named=True)
+    ]
+    head = ("operation", "calls", "rejected", "p50", "p95", "p99")
+    return _table("Latency by operation", rows, head)
+
+
+def _figure(picture: Picture, path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (
+        f'<figure id="{_esc(picture.name)}">'
+        f'<img src="data:image/png;base64,{data}" alt="{_esc(picture.caption)}">'
+        f"<figcaption>{_esc(picture.caption)}</figcaption></figure>"
+    )
