@@ -1,0 +1,126 @@
+"""The offline code the rider's app shows: a credential, a time, a nonce, a rider signature.
+
+The app makes a code with no network: it signs, with the rider key the credential
+vouches for, everything in the code before the signature. The timestamp is in unix
+**seconds** (freshness is judged in seconds; the nonce, not the clock, keeps two codes
+made in the same second apart). The nonce is 8 bytes from ``os.urandom`` or, in
+simulations, from the model's seeded generator.
+
+Layout (big-endian, fixed width)::
+
+    version        1  CODE_VERSION
+    credential   115  see credential.py
+    timestamp_s    4  unsigned 32-bit unix seconds
+    nonce          8
+    signature     64  rider Ed25519 over CONTEXT || the 128 bytes above
+
+Size: 192 bytes, 288 characters of base45 (RFC 9285), which a QR code carries in
+alphanumeric mode: ``segno.make(text, error="m").version`` is 10 (57x57 modules).
+Base64url in byte mode would take 256 characters and version 12. Base45 text survives
+every scanner unchanged, whereas byte mode leaves readers to guess a text encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from platform_stub.exceptions import TapRejected
+from platform_stub.transit.base45 import b45decode, b45encode
+from platform_stub.transit.credential import (
+    CREDENTIAL_BYTES,
+    SIGNATURE_BYTES,
+    Credential,
+    verify_signature,
+)
+from platform_stub.transit.keys import public_key_bytes
+
+CODE_VERSION = 1
+NONCE_BYTES = 8
+_CODE = struct.Struct(f">B{CREDENTIAL_BYTES}sI{NONCE_BYTES}s{SIGNATURE_BYTES}s")
+CODE_BYTES = _CODE.size
+CODE_CHARS = CODE_BYTES // 2 * 3 + (2 if CODE_BYTES % 2 else 0)
+_CONTEXT = b"cashless-city/transit-code/v1\x00"
+
+
+@dataclass(frozen=True)
+class OfflineCode:
+    credential: Credential
+    timestamp_s: int
+    nonce: bytes
+    signature: bytes
+
+    def signed_message(self) -> bytes:
+        """What the rider signs: context, then every field of the code but the signature."""
+        return _CONTEXT + self.to_bytes()[:-SIGNATURE_BYTES]
+
+    def to_bytes(self) -> bytes:
+        return _CODE.pack(
+            CODE_VERSION, self.credential.to_bytes(), self.timestamp_s, self.nonce, self.signature
+        )
+
+    def verify_signature(self) -> None:
+        """``signature_invalid`` unless the credential's rider key signed this code."""
+        rider_key = self.credential.rider_public_key
+        verify_signature(rider_key, self.signature, self.signed_message(), "code")
+
+
+def new_nonce() -> bytes:
+    """A fresh random nonce, for apps; simulations pass bytes from their seeded rng."""
+    return os.urandom(NONCE_BYTES)
+
+
+def sign_code(
+    credential: Credential,
+    rider_private_key: Ed25519PrivateKey,
+    timestamp_s: int,
+    nonce: bytes | None = None,
+) -> bytes:
+    """The binary code the app shows at ``timestamp_s``; no network needed."""
+    if public_key_bytes(rider_private_key) != credential.rider_public_key:
+        raise ValueError(f"rider key is not the one card {credential.card_id} vouches for")
+    nonce = new_nonce() if nonce is None else nonce
+    if len(nonce) != NONCE_BYTES or not 0 <= timestamp_s < 2**32:
+        raise ValueError(f"nonce must be {NONCE_BYTES} bytes and timestamp_s a uint32")
+    unsigned = OfflineCode(credential, timestamp_s, nonce, bytes(SIGNATURE_BYTES))
+    signature = rider_private_key.sign(unsigned.signed_message())
+    return OfflineCode(credential, timestamp_s, nonce, signature).to_bytes()
+
+
+def parse_code(data: bytes) -> OfflineCode:
+    """Split a binary code into its fields; ``code_malformed`` on any wrong length or
+    version. Signatures are not checked here (see ``verify_tap``)."""
+    if len(data) != CODE_BYTES:
+        raise TapRejected("code_malformed", f"code is {len(data)} bytes, expected {CODE_BYTES}")
+    version, credential, timestamp_s, nonce, signature = _CODE.unpack(data)
+    if version != CODE_VERSION:
+        raise TapRejected("code_malformed", f"code version {version} is not supported")
+    return OfflineCode(Credential.from_bytes(credential), timestamp_s, nonce, signature)
+
+
+def tap_id(code: OfflineCode) -> str:
+    """A stable id for de-duplication: the same card, second and nonce is the same tap,
+    whoever scanned it and however often."""
+    key = struct.pack(">QI", code.credential.card_id, code.timestamp_s) + code.nonce
+    return hashlib.sha256(b"tap/v1\x00" + key).hexdigest()[:32]
+
+
+def encode_code_text(data: bytes) -> str:
+    """The text to put in the QR code (base45, QR alphanumeric mode)."""
+    return b45encode(data)
+
+
+def decode_code_text(text: str) -> bytes:
+    """The binary code back from scanned text; ``code_malformed`` on anything else."""
+    if len(text) != CODE_CHARS:
+        raise TapRejected(
+            "code_malformed", f"code text is {len(text)} characters, expected {CODE_CHARS}"
+        )
+    try:
+        return b45decode(text)
+    except ValueError as exc:
+        raise TapRejected("code_malformed", f"code text is not base45: {exc}") from None
