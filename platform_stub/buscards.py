@@ -60,8 +60,9 @@ def create_tables(tx: Tx, ident: str) -> None:
         tx.execute(ddl.format(ident=ident))
 
 
-def add_card(tx: Tx, ledger: Ledger, participant_id: int, credit_limit_fen: int,
-             expires_at_s: int) -> BusCard:
+def add_card(
+    tx: Tx, ledger: Ledger, participant_id: int, credit_limit_fen: int, expires_at_s: int
+) -> BusCard:
     """Record a claimed card (card id = participant id: one card per resident)."""
     credit = ledger.create_account(tx, f"transit_credit:{participant_id}", "transit_credit", 0)
     tx.execute("DELETE FROM bus_cards WHERE card_id = ?", (participant_id,))
@@ -90,8 +91,10 @@ def set_listed(tx: Tx, card_id: int, listed: bool, reason: str) -> None:
     )
     if bool(row and row[0]) == listed:
         return
-    tx.execute("INSERT INTO deny_changes (card_id, listed, reason) VALUES (?, ?, ?)",
-               (card_id, int(listed), reason))
+    tx.execute(
+        "INSERT INTO deny_changes (card_id, listed, reason) VALUES (?, ?, ?)",
+        (card_id, int(listed), reason),
+    )
 
 
 def revoke(tx: Tx, card_id: int, at_s: int) -> None:
@@ -110,8 +113,12 @@ def deny_delta(tx: Tx, since: int) -> DenyDelta:
     rows = rows[:DENY_DELTA_MAX]
     state = {card_id: bool(listed) for _, card_id, listed in rows}  # last change wins
     version = rows[-1][0] if rows else since
-    return DenyDelta(version, sorted(c for c, on in state.items() if on),
-                     sorted(c for c, on in state.items() if not on), more)
+    return DenyDelta(
+        version,
+        sorted(c for c, on in state.items() if on),
+        sorted(c for c, on in state.items() if not on),
+        more,
+    )
 
 
 def deny_list_size(tx: Tx) -> int:
@@ -127,12 +134,21 @@ def repay_debt(tx: Tx, ledger: Ledger, bus_card: BusCard, wallet_id: int, tag: s
     owed = debt_fen(tx, ledger, bus_card)
     if owed <= 0:
         return 0
+    repay_id = f"repay:{bus_card.card_id}:{tag}"
+    if tx.one("SELECT 1 FROM transfers WHERE id = ?", (repay_id,)) is not None:
+        return 0  # a retried top-up already repaid what it could
     paid = min(owed, ledger.account(tx, wallet_id).balance_fen)
     if paid > 0:
-        ledger.transfer(tx, TransferRequest(
-            id=f"repay:{bus_card.card_id}:{tag}", debit_account_id=wallet_id,
-            credit_account_id=bus_card.credit_account_id, amount_fen=paid, kind="debt_repayment",
-        ))
+        ledger.transfer(
+            tx,
+            TransferRequest(
+                id=repay_id,
+                debit_account_id=wallet_id,
+                credit_account_id=bus_card.credit_account_id,
+                amount_fen=paid,
+                kind="debt_repayment",
+            ),
+        )
     if paid == owed and bus_card.revoked_at_s is None:
         set_listed(tx, bus_card.card_id, False, REASON_DEBT)
     return paid

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from platform_stub.exceptions import (
@@ -176,14 +176,24 @@ class Ledger:
             )
             raise
 
-    def apply(self, request: TransferRequest) -> Transfer:
-        """One transfer in its own transaction; refusals are committed then raised."""
+    def apply(
+        self, request: TransferRequest, then: Callable[[Tx, Transfer], object] | None = None
+    ) -> Transfer:
+        """One transfer in its own transaction; refusals are committed then raised.
+
+        ``then`` runs inside the same transaction after the transfer succeeded (or was
+        found already applied), for work that must commit with it or not at all.
+        """
         refusal: PlatformError | None = None
         with self.db.transaction() as tx:
             try:
-                return self.transfer(tx, request)
+                transfer = self.transfer(tx, request)
             except PlatformError as err:
                 refusal = err
+            else:
+                if then is not None:
+                    then(tx, transfer)
+                return transfer
         raise refusal
 
     def apply_batch(self, requests: Sequence[TransferRequest]) -> list[Transfer | PlatformError]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from platform_stub import emv
 from platform_stub.audit import AuditReport, audit
+from platform_stub.clearing import Fares
 from platform_stub.exceptions import (
     CredentialInvalid,
     CredentialMissing,
@@ -23,8 +25,15 @@ from platform_stub.exceptions import (
     NotFound,
     Rejected,
 )
-from platform_stub.ledger import DEBITS_MUST_NOT_EXCEED_CREDITS, Ledger, TransferRequest
-from platform_stub.storage import Database, open_database
+from platform_stub.ledger import (
+    DEBITS_MUST_NOT_EXCEED_CREDITS,
+    Ledger,
+    Transfer,
+    TransferRequest,
+)
+from platform_stub.settlement import Settlement, SettlementReport
+from platform_stub.storage import Database, Tx, open_database
+from platform_stub.transit_service import TransitService
 
 REQUEST_ID_CHARS_MAX = 64
 NAME_CHARS_MAX = 64
@@ -80,23 +89,26 @@ class StatementLine:
 class Platform:
     """The reference platform, in-process. The HTTP API is a thin layer over this."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, fares: Fares | None = None, keyring_seed: bytes | None = None
+    ) -> None:
         self.db = db
         self.ledger = Ledger(db)
-        ident = (
-            "INTEGER PRIMARY KEY AUTOINCREMENT"
-            if db.dialect == "sqlite"
-            else "BIGSERIAL PRIMARY KEY"
-        )
+        sqlite = db.dialect == "sqlite"
+        self.ident = "INTEGER PRIMARY KEY AUTOINCREMENT" if sqlite else "BIGSERIAL PRIMARY KEY"
         with db.transaction() as tx:
             for ddl in _SCHEMA:
-                tx.execute(ddl.format(ident=ident))
+                tx.execute(ddl.format(ident=self.ident))
         self._by_token: dict[str, Participant] = {}
         self._cache_lock = threading.Lock()
+        self.settlement = Settlement(self.ledger)
+        self.transit = TransitService(self, fares or Fares(), keyring_seed)
 
     @classmethod
-    def open(cls, url: str) -> Platform:
-        return cls(open_database(url))
+    def open(
+        cls, url: str, fares: Fares | None = None, keyring_seed: bytes | None = None
+    ) -> Platform:
+        return cls(open_database(url), fares, keyring_seed)
 
     def close(self) -> None:
         self.db.close()
@@ -105,12 +117,12 @@ class Platform:
 
     def register_resident(self, name: str) -> Registration:
         """A resident's wallet: it can never be debited beyond what was paid in."""
-        return self._register("resident", name)
+        return self.register("resident", name)
 
     def register_merchant(self, name: str, city: str, mcc: str = "5812") -> Registration:
         """A merchant account plus its printed (static) collection code."""
         _check_name(city, "city")
-        reg = self._register("merchant", name)
+        reg = self.register("merchant", name)
         merchant_id = f"M{reg.participant_id:09d}"
         code = emv.encode(emv.MerchantCode(merchant_id, name, city, mcc))
         with self.db.transaction() as tx:
@@ -121,22 +133,29 @@ class Platform:
             )
         return Registration(reg.participant_id, reg.token, reg.account_id, code)
 
-    def _register(self, kind: str, name: str) -> Registration:
+    def register(self, kind: str, name: str, account_id: int | None = None) -> Registration:
+        """A participant with a fresh credential and, unless given one, its own guarded
+        account named ``kind:id`` (so runs on any backend name accounts alike)."""
         _check_name(name, "name")
         token = secrets.token_urlsafe(24)
         with self.db.transaction() as tx:
-            placeholder = self.ledger.create_account(
-                tx, f"pending:{_hash(token)}", kind, DEBITS_MUST_NOT_EXCEED_CREDITS
-            )
+            if account_id is None:
+                account_id = self.ledger.create_account(
+                    tx, f"new:{_hash(token)}", kind, DEBITS_MUST_NOT_EXCEED_CREDITS
+                ).id
+                rename = True
+            else:
+                rename = False
             tx.execute(
                 "INSERT INTO participants (kind, name, token_hash, account_id) VALUES (?, ?, ?, ?)",
-                (kind, name, _hash(token), placeholder.id),
+                (kind, name, _hash(token), account_id),
             )
             pid = tx.one("SELECT id FROM participants WHERE token_hash = ?", (_hash(token),))[0]
-            tx.execute(
-                "UPDATE accounts SET name = ? WHERE id = ?", (f"{kind}:{pid}", placeholder.id)
-            )
-        return Registration(pid, token, placeholder.id)
+            if rename:
+                tx.execute(
+                    "UPDATE accounts SET name = ? WHERE id = ?", (f"{kind}:{pid}", account_id)
+                )
+        return Registration(pid, token, account_id)
 
     def authenticate(self, token: str | None) -> Participant:
         if not token:
@@ -159,7 +178,7 @@ class Platform:
 
     def bind_card(self, token: str, card_number: str, bank: str) -> str:
         """Bind one bank card to a resident's wallet; returns the masked number."""
-        who = self._resident(token)
+        who = self.resident(token)
         _check_card(card_number)
         _check_name(bank, "bank")
         with self.db.transaction() as tx:
@@ -174,19 +193,27 @@ class Platform:
 
     def top_up(self, token: str, amount_fen: int, request_id: str) -> Receipt:
         """Move money from the bound card's bank into the wallet."""
-        who = self._resident(token)
+        who = self.resident(token)
         _check_amount(amount_fen, TOP_UP_FEN_MAX)
         with self.db.transaction() as tx:
             row = tx.one("SELECT bank_account_id FROM cards WHERE participant_id = ?", (who.id,))
         if row is None:
             raise NotFound("card_not_bound", "bind a bank card before topping up")
-        return self._move(who, "top_up", request_id, row[0], who.account_id, amount_fen)
+        return self._move(
+            who,
+            "top_up",
+            request_id,
+            row[0],
+            who.account_id,
+            amount_fen,
+            then=lambda tx, t: self.transit.after_top_up(tx, who, str(t.seq)),
+        )
 
     def pay_merchant(
         self, token: str, collection_code: str, amount_fen: int, request_id: str
     ) -> Receipt:
         """Pay the merchant a scanned collection code names, from the payer's wallet."""
-        who = self._resident(token)
+        who = self.resident(token)
         code = emv.decode(collection_code)
         _check_amount(amount_fen, None)
         if code.dynamic and code.amount_fen != amount_fen:
@@ -221,9 +248,13 @@ class Platform:
     def audit(self) -> AuditReport:
         return audit(self.db)
 
+    def close_settlement(self) -> SettlementReport:
+        """Close the open settlement window (the platform operator's daily job)."""
+        return self.settlement.close_window()
+
     # -- helpers ----------------------------------------------------------------
 
-    def _resident(self, token: str) -> Participant:
+    def resident(self, token: str) -> Participant:
         who = self.authenticate(token)
         if who.kind != "resident":
             raise Forbidden("forbidden", f"a {who.kind} credential cannot do this")
@@ -248,6 +279,7 @@ class Platform:
         debit_id: int,
         credit_id: int,
         amount_fen: int,
+        then: Callable[[Tx, Transfer], object] | None = None,
     ) -> Receipt:
         _check_request_id(request_id)
         transfer = self.ledger.apply(
@@ -257,7 +289,8 @@ class Platform:
                 credit_account_id=credit_id,
                 amount_fen=amount_fen,
                 kind=op,
-            )
+            ),
+            then,
         )
         return Receipt(
             transfer.id, transfer.amount_fen, transfer.debit_account_id, transfer.credit_account_id
