@@ -15,10 +15,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from platform_stub.clearing import BATCH_TAPS_MAX, UploadedTap
 from platform_stub.exceptions import CashlessError, RequestTooLarge
 from platform_stub.service import Platform
 
 REQUEST_BYTES_MAX = 64 * 1024
+BATCH_REQUEST_BYTES_MAX = 1024 * 1024  # a full tap batch: 1,000 codes of ~300 characters
+BATCH_PATH = "/v1/transit/batches"
 
 
 class NewResident(BaseModel):
@@ -45,6 +48,25 @@ class MerchantPayment(BaseModel):
     collection_code: str = Field(min_length=1, max_length=512)
     amount_fen: int
     request_id: str = Field(min_length=1, max_length=64)
+
+
+class NewOperator(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+
+
+class BusCardClaim(BaseModel):
+    rider_public_key: str = Field(pattern=r"^[0-9a-f]{64}$", description="Ed25519, hex")
+
+
+class TapIn(BaseModel):
+    reader_seq: int = Field(ge=0, le=2**62)
+    code: str = Field(min_length=1, max_length=1024)
+    scanned_at_s: int = Field(ge=0, le=2**32)
+
+
+class TapBatch(BaseModel):
+    batch_id: str = Field(min_length=1, max_length=128)
+    taps: list[TapIn] = Field(min_length=1, max_length=BATCH_TAPS_MAX)
 
 
 def problem(status: int, code: str, detail: str) -> JSONResponse:
@@ -77,6 +99,7 @@ def create_app(platform: Platform) -> FastAPI:
     _install_error_handlers(app)
     _install_size_limit(app)
     _add_routes(app, platform)
+    _add_transit_routes(app, platform)
     return app
 
 
@@ -96,8 +119,9 @@ def _install_size_limit(app: FastAPI) -> None:
     @app.middleware("http")
     async def _limit(request: Request, call_next):  # type: ignore[no-untyped-def]
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > REQUEST_BYTES_MAX):
-            too_large = RequestTooLarge("request_too_large", f"limit is {REQUEST_BYTES_MAX} bytes")
+        limit = BATCH_REQUEST_BYTES_MAX if request.url.path == BATCH_PATH else REQUEST_BYTES_MAX
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            too_large = RequestTooLarge("request_too_large", f"limit is {limit} bytes")
             return problem(too_large.http_status, too_large.code, too_large.detail)
         return await call_next(request)
 
@@ -138,3 +162,56 @@ def _add_routes(app: FastAPI, platform: Platform) -> None:
     def statement(token: Token, limit: int = 50, offset: int = 0) -> dict:
         lines = platform.statement(token, limit, offset)
         return {"lines": [asdict(line) for line in lines], "limit": limit, "offset": offset}
+
+
+def _add_transit_routes(app: FastAPI, platform: Platform) -> None:
+    transit = platform.transit
+
+    @app.post("/v1/operators", status_code=201)
+    def register_operator(body: NewOperator) -> dict:
+        return asdict(transit.register_operator(body.name))
+
+    @app.post("/v1/readers", status_code=201)
+    def register_reader(body: NewOperator, token: Token) -> dict:
+        return asdict(transit.register_reader(token, body.name))
+
+    @app.post("/v1/buscards", status_code=201)
+    def claim_bus_card(body: BusCardClaim, token: Token) -> dict:
+        credential = transit.claim_bus_card(token, bytes.fromhex(body.rider_public_key))
+        return {"credential": credential.hex()}
+
+    @app.post("/v1/buscards/revoke")
+    def revoke_bus_card(token: Token) -> dict:
+        transit.revoke_bus_card(token)
+        return {"revoked": True}
+
+    @app.get("/v1/transit/keys")
+    def public_keys(token: Token) -> dict:
+        return {"keys": {str(k): v.hex() for k, v in transit.public_keys(token).items()}}
+
+    @app.get("/v1/transit/deny")
+    def deny_delta(token: Token, since: int = 0) -> dict:
+        return asdict(transit.deny_delta(token, since))
+
+    @app.post(BATCH_PATH)
+    def upload_taps(body: TapBatch, token: Token) -> dict:
+        taps = [UploadedTap(t.reader_seq, t.code, t.scanned_at_s) for t in body.taps]
+        outcomes = transit.upload_taps(token, body.batch_id, taps)
+        return {"outcomes": [asdict(o) for o in outcomes]}
+
+    @app.get("/v1/transit/metrics")
+    def transit_metrics(token: Token) -> dict:
+        platform.admin(token)
+        return asdict(transit.metrics())
+
+    @app.post("/v1/settlement/close")
+    def close_settlement(token: Token) -> dict:
+        platform.admin(token)
+        report = platform.close_settlement()
+        return {
+            "window_id": report.window_id,
+            "first_seq": report.first_seq,
+            "last_seq": report.last_seq,
+            "payout_total_fen": report.payout_total_fen,
+            "positions": [asdict(p) | {"net_fen": p.net_fen} for p in report.positions],
+        }

@@ -8,10 +8,13 @@ gives the same outcome on either.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Protocol
 
 import httpx
 
+from platform_stub.buscards import DenyDelta
+from platform_stub.clearing import TapOutcome, UploadedTap
 from platform_stub.exceptions import PlatformError, StorageUnavailable, platform_error
 from platform_stub.service import Platform, Receipt, Registration
 
@@ -30,6 +33,14 @@ class PlatformClient(Protocol):
         self, token: str, collection_code: str, amount_fen: int, request_id: str
     ) -> Receipt: ...
     def balance_fen(self, token: str) -> int: ...
+    def register_operator(self, name: str) -> Registration: ...
+    def register_reader(self, operator_token: str, name: str) -> Registration: ...
+    def claim_bus_card(self, token: str, rider_public_key: bytes) -> bytes: ...
+    def transit_public_keys(self, reader_token: str) -> dict[int, bytes]: ...
+    def deny_delta(self, reader_token: str, since: int) -> DenyDelta: ...
+    def upload_taps(
+        self, reader_token: str, batch_id: str, taps: list[UploadedTap]
+    ) -> list[TapOutcome]: ...
     def close(self) -> None: ...
 
 
@@ -58,6 +69,26 @@ class InProcessClient:
 
     def balance_fen(self, token: str) -> int:
         return self.platform.balance_fen(token)
+
+    def register_operator(self, name: str) -> Registration:
+        return self.platform.transit.register_operator(name)
+
+    def register_reader(self, operator_token: str, name: str) -> Registration:
+        return self.platform.transit.register_reader(operator_token, name)
+
+    def claim_bus_card(self, token: str, rider_public_key: bytes) -> bytes:
+        return self.platform.transit.claim_bus_card(token, rider_public_key)
+
+    def transit_public_keys(self, reader_token: str) -> dict[int, bytes]:
+        return self.platform.transit.public_keys(reader_token)
+
+    def deny_delta(self, reader_token: str, since: int) -> DenyDelta:
+        return self.platform.transit.deny_delta(reader_token, since)
+
+    def upload_taps(
+        self, reader_token: str, batch_id: str, taps: list[UploadedTap]
+    ) -> list[TapOutcome]:
+        return self.platform.transit.upload_taps(reader_token, batch_id, taps)
 
     def close(self) -> None:
         """The platform belongs to whoever built it; nothing to release here."""
@@ -97,6 +128,30 @@ class HttpClient:
 
     def balance_fen(self, token: str) -> int:
         return self._call("GET", "/v1/balance", token, None)["balance_fen"]
+
+    def register_operator(self, name: str) -> Registration:
+        return Registration(**self._call("POST", "/v1/operators", None, {"name": name}))
+
+    def register_reader(self, operator_token: str, name: str) -> Registration:
+        return Registration(**self._call("POST", "/v1/readers", operator_token, {"name": name}))
+
+    def claim_bus_card(self, token: str, rider_public_key: bytes) -> bytes:
+        body = {"rider_public_key": rider_public_key.hex()}
+        return bytes.fromhex(self._call("POST", "/v1/buscards", token, body)["credential"])
+
+    def transit_public_keys(self, reader_token: str) -> dict[int, bytes]:
+        keys = self._call("GET", "/v1/transit/keys", reader_token, None)["keys"]
+        return {int(k): bytes.fromhex(v) for k, v in keys.items()}
+
+    def deny_delta(self, reader_token: str, since: int) -> DenyDelta:
+        return DenyDelta(**self._call("GET", f"/v1/transit/deny?since={since}", reader_token, None))
+
+    def upload_taps(
+        self, reader_token: str, batch_id: str, taps: list[UploadedTap]
+    ) -> list[TapOutcome]:
+        body = {"batch_id": batch_id, "taps": [asdict(t) for t in taps]}
+        result = self._call("POST", "/v1/transit/batches", reader_token, body, retry=True)
+        return [TapOutcome(**o) for o in result["outcomes"]]
 
     def close(self) -> None:
         self._http.close()

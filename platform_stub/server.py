@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import uvicorn
 from fastapi import FastAPI
@@ -19,9 +20,17 @@ DEFAULT_DB = "sqlite:///runs/platform.db"
 LOOPBACK = "127.0.0.1"
 
 
+ADMIN_TOKEN_ENV = "CASHLESS_ADMIN_TOKEN"
+
+
 def app_from_env() -> FastAPI:
-    """App factory for ``uvicorn --factory`` and worker processes: the DB comes from env."""
-    return create_app(Platform.open(os.environ.get(DB_ENV, DEFAULT_DB)))
+    """App factory for ``uvicorn --factory`` and worker processes: the DB comes from env,
+    and so does the platform operator's credential (settlement, metrics)."""
+    platform = Platform.open(os.environ.get(DB_ENV, DEFAULT_DB))
+    admin_token = os.environ.get(ADMIN_TOKEN_ENV)
+    if admin_token:
+        platform.ensure_admin(admin_token)
+    return create_app(platform)
 
 
 def serve(
@@ -29,6 +38,11 @@ def serve(
 ) -> None:
     """Serve until interrupted; one worker process, sync endpoints in its thread pool."""
     os.environ[DB_ENV] = db_url
+    if not os.environ.get(ADMIN_TOKEN_ENV):
+        print(
+            f"{ADMIN_TOKEN_ENV} is not set: settlement and metrics endpoints refuse every caller",
+            file=sys.stderr,
+        )
     uvicorn.run(
         "platform_stub.server:app_from_env",
         factory=True,

@@ -38,7 +38,13 @@ from platform_stub.transit_service import TransitService
 REQUEST_ID_CHARS_MAX = 64
 NAME_CHARS_MAX = 64
 STATEMENT_PAGE_MAX = 500
-TOP_UP_FEN_MAX = 5_000_000  # 50,000 RMB per top-up, a typical bank-card limit
+TOP_UP_FEN_MAX = 5_000_000
+ADMIN_TOKEN_CHARS_MIN = 16
+ACCOUNT_HOLDER_KINDS = (
+    "resident",
+    "merchant",
+    "operator",
+)  # 50,000 RMB per top-up, a typical bank-card limit
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS participants (
@@ -133,11 +139,13 @@ class Platform:
             )
         return Registration(reg.participant_id, reg.token, reg.account_id, code)
 
-    def register(self, kind: str, name: str, account_id: int | None = None) -> Registration:
+    def register(
+        self, kind: str, name: str, account_id: int | None = None, token: str | None = None
+    ) -> Registration:
         """A participant with a fresh credential and, unless given one, its own guarded
         account named ``kind:id`` (so runs on any backend name accounts alike)."""
         _check_name(name, "name")
-        token = secrets.token_urlsafe(24)
+        token = token or secrets.token_urlsafe(24)
         with self.db.transaction() as tx:
             if account_id is None:
                 account_id = self.ledger.create_account(
@@ -224,12 +232,12 @@ class Platform:
         )
 
     def balance_fen(self, token: str) -> int:
-        who = self.authenticate(token)
+        who = self.account_holder(token)
         with self.db.transaction() as tx:
             return self.ledger.account(tx, who.account_id).balance_fen
 
     def statement(self, token: str, limit: int = 50, offset: int = 0) -> list[StatementLine]:
-        who = self.authenticate(token)
+        who = self.account_holder(token)
         if not 0 < limit <= STATEMENT_PAGE_MAX or offset < 0:
             raise InvalidRequest("invalid_request", f"limit must be 1..{STATEMENT_PAGE_MAX}")
         with self.db.transaction() as tx:
@@ -248,11 +256,36 @@ class Platform:
     def audit(self) -> AuditReport:
         return audit(self.db)
 
+    def ensure_admin(self, token: str) -> None:
+        """Make ``token`` the platform operator's credential (settlement, metrics)."""
+        if len(token) < ADMIN_TOKEN_CHARS_MIN:
+            raise InvalidRequest(
+                "invalid_request", f"admin token under {ADMIN_TOKEN_CHARS_MIN} chars"
+            )
+        with self.db.transaction() as tx:
+            known = tx.one("SELECT 1 FROM participants WHERE token_hash = ?", (_hash(token),))
+            account = self.ledger.create_account(tx, "platform:operations", "platform", 0)
+        if known is None:
+            self.register("admin", "platform operator", account_id=account.id, token=token)
+
+    def admin(self, token: str | None) -> Participant:
+        who = self.authenticate(token)
+        if who.kind != "admin":
+            raise Forbidden("forbidden", "only the platform operator may do this")
+        return who
+
     def close_settlement(self) -> SettlementReport:
         """Close the open settlement window (the platform operator's daily job)."""
         return self.settlement.close_window()
 
     # -- helpers ----------------------------------------------------------------
+
+    def account_holder(self, token: str) -> Participant:
+        """Readers share their operator's account but may not read it."""
+        who = self.authenticate(token)
+        if who.kind not in ACCOUNT_HOLDER_KINDS:
+            raise Forbidden("forbidden", f"a {who.kind} credential cannot read accounts")
+        return who
 
     def resident(self, token: str) -> Participant:
         who = self.authenticate(token)

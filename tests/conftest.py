@@ -57,9 +57,14 @@ def _pg_schema_url() -> Iterator[str]:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+ADMIN_TOKEN = "test-operator-credential-0123456789"
+
+
 @pytest.fixture
-def live_server(db_url: str, tmp_path: Path) -> Iterator[str]:
-    """Base URL of a real uvicorn serving the platform on ``db_url``."""
+def live_server(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Base URL of a real uvicorn serving the platform on ``db_url``; the platform
+    operator's credential is ``ADMIN_TOKEN``."""
+    monkeypatch.setenv("CASHLESS_ADMIN_TOKEN", ADMIN_TOKEN)
     proc, url = start_server(db_url, tmp_path / "server.log")
     try:
         yield url

@@ -36,8 +36,10 @@ def test_audit_passes_on_a_sound_ledger_and_names_a_broken_invariant(tmp_path: P
     assert "balances_match_transfers" in sound.output and "BROKEN" not in sound.output
     platform = Platform.open(f"sqlite:///{db}")
     with platform.db.transaction() as tx:
-        tx.execute("UPDATE accounts SET credits_posted = credits_posted + 1 WHERE name = ?",
-                   ("merchant:2",))
+        tx.execute(
+            "UPDATE accounts SET credits_posted = credits_posted + 1 WHERE name = ?",
+            ("merchant:2",),
+        )
     platform.close()
     broken = CliRunner().invoke(app, ["audit", str(db)])
     assert broken.exit_code == 1
@@ -55,7 +57,8 @@ def test_serve_publishes_openapi_on_loopback(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "cashless"
     proc = subprocess.Popen(
         [str(script), "serve", "--db", f"sqlite:///{tmp_path / 'p.db'}", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         spec = None
