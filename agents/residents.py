@@ -8,8 +8,18 @@ from typing import TYPE_CHECKING
 import mesa
 
 from platform_stub.service import luhn_complete
+from platform_stub.transit import (
+    Credential,
+    derive_private_key,
+    encode_code_text,
+    public_key_bytes,
+    sign_code,
+)
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agents.buses import Bus
     from agents.merchants import Merchant
     from agents.model import CityModel
 
@@ -23,7 +33,13 @@ class Resident(mesa.Agent):
     model: CityModel
 
     def __init__(
-        self, model: CityModel, index: int, segment: str, name: str, regular_merchants: list[int]
+        self,
+        model: CityModel,
+        index: int,
+        segment: str,
+        name: str,
+        regular_merchants: list[int],
+        route: tuple[int, int] | None = None,
     ) -> None:
         super().__init__(model)
         self.index = index
@@ -32,6 +48,9 @@ class Resident(mesa.Agent):
         self.regular_merchants = regular_merchants
         self.token: str | None = None
         self.balance_fen = 0  # what the app shows; the ledger is the truth
+        self.route = route  # the two buses of a rider's line, or None for non-riders
+        self.bus_key: Ed25519PrivateKey | None = None
+        self.credential: Credential | None = None
         self._requests = 0
 
     @property
@@ -52,7 +71,40 @@ class Resident(mesa.Agent):
         if not bound.ok:
             return False
         self.token = reg.value.token
-        return self.top_up(when, self.model.scenario.spending.top_up_fen)
+        funded = self.top_up(when, self.model.scenario.spending.top_up_fen)
+        if funded and self.route is not None:
+            self.claim_bus_card(when)
+        return funded
+
+    def claim_bus_card(self, when: dt.datetime) -> None:
+        """Riders who want it get the e-bus card: a key on the phone, vouched for."""
+        if self.model.rng.random() >= self.model.scenario.transit.card_share:
+            return
+        key = derive_private_key(self.model.rider_key_seed, self.index)
+        claim = self._call(
+            when,
+            "claim_bus_card",
+            "app",
+            0,
+            self.model.client.claim_bus_card,
+            self.token,
+            public_key_bytes(key),
+        )
+        if claim.ok:
+            self.bus_key, self.credential = key, Credential.from_bytes(claim.value)
+
+    def ride(self, when: dt.datetime, bus: Bus) -> str:
+        """Board a bus: show the offline code if there is a card, else pay cash."""
+        if self.credential is None:
+            return "bus_cash"
+        now_s = self.model.unix_s(when)
+        code = sign_code(self.credential, self.bus_key, now_s, self.model.rng.bytes(8))
+        scanned = bus.scan(encode_code_text(code), now_s)
+        if not scanned.accepted:
+            self.model.note_reader_rejection(scanned.reason)
+            return "bus_cash"
+        self.balance_fen -= self.model.scenario.transit.fare_fen  # what the app expects
+        return "offline_qr"
 
     def top_up(self, when: dt.datetime, amount_fen: int) -> bool:
         result = self._call(

@@ -44,6 +44,7 @@ class BusCard:
 class DenyDelta:
     """Changes after ``since``; ``version`` is what the reader holds once applied."""
 
+    since: int
     version: int
     added: list[int]
     removed: list[int]
@@ -114,6 +115,7 @@ def deny_delta(tx: Tx, since: int) -> DenyDelta:
     state = {card_id: bool(listed) for _, card_id, listed in rows}  # last change wins
     version = rows[-1][0] if rows else since
     return DenyDelta(
+        since,
         version,
         sorted(c for c, on in state.items() if on),
         sorted(c for c, on in state.items() if not on),

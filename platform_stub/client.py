@@ -8,6 +8,7 @@ gives the same outcome on either.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from typing import Any, Protocol
 
@@ -17,6 +18,10 @@ from platform_stub.buscards import DenyDelta
 from platform_stub.clearing import TapOutcome, UploadedTap
 from platform_stub.exceptions import PlatformError, StorageUnavailable, platform_error
 from platform_stub.service import Platform, Receipt, Registration
+from platform_stub.settlement import Position, SettlementReport
+from platform_stub.transit_service import TransitMetrics
+
+ADMIN_TOKEN_ENV = "CASHLESS_ADMIN_TOKEN"
 
 HTTP_TIMEOUT_S = 10.0
 HTTP_RETRIES_MAX = 3
@@ -90,6 +95,12 @@ class InProcessClient:
     ) -> list[TapOutcome]:
         return self.platform.transit.upload_taps(reader_token, batch_id, taps)
 
+    def close_settlement(self) -> SettlementReport:
+        return self.platform.close_settlement()
+
+    def transit_metrics(self) -> TransitMetrics:
+        return self.platform.transit.metrics()
+
     def close(self) -> None:
         """The platform belongs to whoever built it; nothing to release here."""
 
@@ -98,8 +109,11 @@ class HttpClient:
     """The same calls over HTTP. Mutations carry request ids, so a retry after a
     dropped connection or a 503 is safe: the ledger returns the first outcome."""
 
-    def __init__(self, base_url: str, timeout_s: float = HTTP_TIMEOUT_S) -> None:
+    def __init__(
+        self, base_url: str, timeout_s: float = HTTP_TIMEOUT_S, admin_token: str | None = None
+    ) -> None:
         self._http = httpx.Client(base_url=base_url, timeout=timeout_s)
+        self._admin_token = admin_token or os.environ.get(ADMIN_TOKEN_ENV)
 
     def register_resident(self, name: str) -> Registration:
         return Registration(**self._call("POST", "/v1/residents", None, {"name": name}))
@@ -152,6 +166,17 @@ class HttpClient:
         body = {"batch_id": batch_id, "taps": [asdict(t) for t in taps]}
         result = self._call("POST", "/v1/transit/batches", reader_token, body, retry=True)
         return [TapOutcome(**o) for o in result["outcomes"]]
+
+    def close_settlement(self) -> SettlementReport:
+        """Needs the platform operator's credential (``CASHLESS_ADMIN_TOKEN``)."""
+        body = self._call("POST", "/v1/settlement/close", self._admin_token, None)
+        positions = [
+            Position(**{k: v for k, v in p.items() if k != "net_fen"}) for p in body["positions"]
+        ]
+        return SettlementReport(body["window_id"], body["first_seq"], body["last_seq"], positions)
+
+    def transit_metrics(self) -> TransitMetrics:
+        return TransitMetrics(**self._call("GET", "/v1/transit/metrics", self._admin_token, None))
 
     def close(self) -> None:
         self._http.close()

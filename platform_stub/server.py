@@ -13,14 +13,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from platform_stub.api import create_app
+from platform_stub.client import ADMIN_TOKEN_ENV
 from platform_stub.service import Platform
 
 DB_ENV = "CASHLESS_DB"
 DEFAULT_DB = "sqlite:///runs/platform.db"
 LOOPBACK = "127.0.0.1"
-
-
-ADMIN_TOKEN_ENV = "CASHLESS_ADMIN_TOKEN"
 
 
 def app_from_env() -> FastAPI:

@@ -63,11 +63,20 @@ def print_summary(summary: dict[str, Any], folder: Path) -> None:
     for segment, share in adoption["by_segment"].items():
         table.add_row(f"adopted, {segment}", f"{share:.1%}")
     for channel, count in summary["transactions"]["by_channel"].items():
-        table.add_row(f"purchases, {channel}", f"{count:,}")
+        table.add_row(f"transactions, {channel}", f"{count:,}")
     lat = summary["latency_ms"]
     table.add_row(
         "platform latency p50/p95/p99", f"{lat['p50']:.2f} / {lat['p95']:.2f} / {lat['p99']:.2f} ms"
     )
+    transit = summary.get("transit")
+    if transit:
+        rejected = sum(transit["rejected_by_reason"].values())
+        table.add_row("offline taps cleared / rejected", f"{transit['cleared']:,} / {rejected:,}")
+        lag = transit["clearing_lag_s"]
+        if lag["p50"] is not None:
+            table.add_row(
+                "clearing lag p50/p99", f"{lag['p50'] / 3600:.1f} / {lag['p99'] / 3600:.1f} h"
+            )
     ledger = summary["ledger"]
     table.add_row(
         "ledger audit", {True: "passed", False: "FAILED", None: "remote"}[ledger["audit_ok"]]

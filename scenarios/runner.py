@@ -24,6 +24,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from agents import CityModel
 from platform_stub import HttpClient, InProcessClient, Platform, PlatformClient
 from platform_stub.audit import AuditReport
+from platform_stub.exceptions import PlatformError
+from platform_stub.transit_service import TransitMetrics
 from scenarios.loader import dump_toml
 from scenarios.schema import SEGMENTS, Scenario
 
@@ -32,12 +34,32 @@ RUN_FILES = (
     "scenario.resolved.toml",
     "events.parquet",
     "daily.parquet",
+    "taps.parquet",
+    "settlement.csv",
+    "settlement.parquet",
     "summary.json",
     "report.html",
     LEDGER_FILE,
     f"{LEDGER_FILE}-wal",
     f"{LEDGER_FILE}-shm",
 )
+TAP_SCHEMA = {
+    "day": pl.Int32,
+    "reader_id": pl.Utf8,
+    "reader_seq": pl.Int64,
+    "tap_id": pl.Utf8,
+    "card_id": pl.Int64,
+    "tapped_at_s": pl.Int64,
+    "uploaded_at_s": pl.Int64,
+    "outcome": pl.Utf8,
+    "reason": pl.Utf8,
+    "fare_fen": pl.Int64,
+    "wallet_fen": pl.Int64,
+    "credit_fen": pl.Int64,
+    "promo_fen": pl.Int64,
+    "first_reader_id": pl.Utf8,
+    "lag_s": pl.Int64,
+}
 
 
 @dataclass
@@ -74,11 +96,20 @@ def run_scenario(
         model = CityModel(scenario, client, seed=seed)
         _step_with_progress(model, console)
         audit = platform.audit() if platform else None
+        metrics = _transit_metrics(client)
     finally:
         client.close()
         if platform:
             platform.close()
-    return _write_outputs(model, audit, out_dir, time.perf_counter() - started)
+    return _write_outputs(model, audit, metrics, out_dir, time.perf_counter() - started)
+
+
+def _transit_metrics(client: PlatformClient) -> TransitMetrics | None:
+    """Platform-wide transit figures; a remote platform needs the operator credential."""
+    try:
+        return client.transit_metrics()
+    except PlatformError:
+        return None
 
 
 def _prepare(out_dir: Path) -> None:
@@ -105,15 +136,23 @@ def _step_with_progress(model: CityModel, console: Console) -> None:
 
 
 def _write_outputs(
-    model: CityModel, audit: AuditReport | None, out_dir: Path, wall_s: float
+    model: CityModel,
+    audit: AuditReport | None,
+    metrics: TransitMetrics | None,
+    out_dir: Path,
+    wall_s: float,
 ) -> RunResult:
     from reports import build_run_report  # reports import matplotlib: load it late
 
     events = model.log.frame()
     daily = pl.DataFrame(model.daily_rows)
+    taps = pl.DataFrame(model.tap_rows, schema=TAP_SCHEMA)
     events.write_parquet(out_dir / "events.parquet")
     daily.write_parquet(out_dir / "daily.parquet")
+    taps.write_parquet(out_dir / "taps.parquet")
+    _write_settlement(model, out_dir)
     summary = summarise(model, events, daily, audit)
+    summary["transit"] = transit_summary(model, taps, metrics)
     summary["timings"] = {"wall_s": round(wall_s, 3)}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     build_run_report(out_dir)
@@ -141,7 +180,7 @@ def summarise(
         },
         "adoption": _adoption(last),
         "transactions": {
-            "count": by_channel["merchant_qr"] + by_channel["cash"],
+            "count": sum(n for c, n in by_channel.items() if c != "declined"),
             "by_channel": by_channel,
         },
         "platform_calls": {
@@ -153,6 +192,39 @@ def summarise(
         if audit
         else {"audit_ok": None, "transfer_count": None, "note": "ledger is on the remote server"},
     }
+
+
+def _write_settlement(model: CityModel, out_dir: Path) -> None:
+    """Every closed window's positions, one row per window and account."""
+    if not model.settlement_rows:
+        return
+    frame = pl.DataFrame(model.settlement_rows)
+    frame.write_csv(out_dir / "settlement.csv")
+    frame.write_parquet(out_dir / "settlement.parquet")
+
+
+def transit_summary(
+    model: CityModel, taps: pl.DataFrame, metrics: TransitMetrics | None
+) -> dict[str, Any]:
+    """Offline taps end to end: every tap a reader accepted has one clearing outcome."""
+    cleared = taps.filter(pl.col("outcome") == "cleared")
+    rejected = taps.filter(pl.col("outcome") == "rejected")["reason"].value_counts(sort=True)
+    lag = taps["lag_s"]
+    return {
+        "taps": taps.height,
+        "cleared": cleared.height,
+        "rejected_by_reason": dict(zip(rejected["reason"], rejected["count"], strict=True)),
+        "reader_rejected_by_reason": dict(sorted(model.reader_rejections.items())),
+        "taps_still_on_readers": sum(b.reader.queued_taps for b in model.bus_list),
+        "fares_fen": int(cleared["fare_fen"].sum()),
+        "clearing_lag_s": {"p50": _quantile(lag, 0.5), "p99": _quantile(lag, 0.99)},
+        "debt_fen": metrics.debt_fen if metrics else None,
+        "deny_list_size": metrics.deny_list_size if metrics else None,
+    }
+
+
+def _quantile(values: pl.Series, q: float) -> float | None:
+    return None if values.is_empty() else float(values.quantile(q, interpolation="linear"))
 
 
 def _adoption(last: dict[str, Any]) -> dict[str, Any]:

@@ -8,10 +8,12 @@ integer fen.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SEGMENTS = ("youth", "adult", "elderly")
+Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
 class Strict(BaseModel):
@@ -97,6 +99,29 @@ class Spending(Strict):
     top_up_fen: int = Field(ge=100, le=5_000_000, description="Top-up when the wallet is short.")
 
 
+class Transit(Strict):
+    """Buses with offline readers, and riders who tap the e-bus-card code."""
+
+    rider_share: Shares = Field(description="Residents who commute by bus every day.")
+    card_share: float = Field(
+        ge=0, le=1, description="Adopting riders who claim the e-bus card (the rest pay cash)."
+    )
+    buses: int = Field(ge=1, le=20_000, description="Buses, one offline reader each.")
+    coverage: float = Field(
+        ge=0,
+        le=1,
+        description="Chance a reader has a network after a rush hour; at the depot "
+        "at night every reader uploads.",
+    )
+    fare_fen: int = Field(ge=0, le=10_000, description="Flat fare per ride.")
+    transfer_discount_fen: int = Field(ge=0, le=10_000, description="Off a ride within the window.")
+    transfer_window_min: int = Field(ge=0, le=24 * 60, description="Transfer window after a ride.")
+    free_ride_weekdays: list[Weekday] = Field(
+        description='Weekdays on which the campaign pays every fare (e.g. ["Fri"]).'
+    )
+    free_ride_budget_fen: int = Field(ge=0, description="Campaign budget for free rides.")
+
+
 class Scenario(Strict):
     """A whole scenario file after ``extends`` is resolved."""
 
@@ -108,3 +133,4 @@ class Scenario(Strict):
     adoption: Adoption
     merchants: Merchants
     spending: Spending
+    transit: Transit

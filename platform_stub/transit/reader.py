@@ -178,6 +178,19 @@ class BusReader:
         self.deny_version = version
         return "applied"
 
+    def apply_deny_changes(
+        self, since: int, version: int, added: Iterable[int], removed: Iterable[int]
+    ) -> DenyDeltaOutcome:
+        """Apply the platform's net change from version ``since`` to ``version`` (the
+        platform's versions are change-log positions, so they may jump). A change that
+        does not start where this reader stands is "stale" or a "gap", as above."""
+        if version <= self.deny_version or since < self.deny_version:
+            return "stale"
+        if since > self.deny_version:
+            return "gap"
+        self.deny_version = version - 1  # a net change is one step from the reader's view
+        return self.apply_deny_delta(version, added, removed)
+
     def load_deny_list(self, version: int, card_ids: Iterable[int]) -> bool:
         """Replace the deny list by the full list at ``version``; ignored if older."""
         if version < self.deny_version:

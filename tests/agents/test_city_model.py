@@ -13,7 +13,7 @@ from agents import CityModel
 from platform_stub import InProcessClient, Platform
 from scenarios.loader import load_scenario
 from scenarios.runner import run_scenario
-from tests.conftest import TINY_SCENARIO
+from tests.conftest import ADMIN_TOKEN, TINY_SCENARIO
 from tests.servers import start_server, stop_server
 
 NONDETERMINISTIC = ("latency_ms", "timings")
@@ -44,7 +44,10 @@ def test_same_seed_gives_the_same_summary_and_events(tmp_path: Path) -> None:
     assert events_a.equals(events_b) and events_a.height > 100
 
 
-def test_in_process_and_http_runs_end_with_identical_balances(tmp_path: Path) -> None:
+def test_in_process_and_http_runs_end_with_identical_balances(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CASHLESS_ADMIN_TOKEN", ADMIN_TOKEN)  # the server's and the client's
     scenario = load_scenario(TINY_SCENARIO)
     local = run_scenario(scenario, tmp_path / "local", seed=5)
     server_db = tmp_path / "server.db"
@@ -80,9 +83,13 @@ def test_run_folder_holds_every_promised_file(tmp_path: Path) -> None:
     )
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["ledger"]["audit_ok"] is True
-    assert summary["transactions"]["count"] == int(
-        daily["tx_merchant_qr"].sum() + daily["tx_cash"].sum()
-    )
+    channels = ("tx_merchant_qr", "tx_cash", "tx_offline_qr", "tx_bus_cash")
+    assert summary["transactions"]["count"] == sum(int(daily[c].sum()) for c in channels)
+    transit = summary["transit"]
+    assert transit["taps"] == int(daily["tx_offline_qr"].sum()) > 0
+    assert transit["taps_still_on_readers"] == 0  # the depot upload takes every tap
+    assert transit["cleared"] + sum(transit["rejected_by_reason"].values()) == transit["taps"]
+    assert (folder / "taps.parquet").is_file() and (folder / "settlement.csv").is_file()
     lat = summary["latency_ms"]
     assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"]
     assert list((folder / "figures").glob("*.png"))
@@ -105,13 +112,28 @@ def test_adoption_only_grows_and_merchants_always_take_cash(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_events_agree_with_the_ledger(tmp_path: Path, seed: int) -> None:
-    """Every accepted payment or top-up in the event log is one ledger transfer."""
+def test_events_and_taps_agree_with_the_ledger(tmp_path: Path, seed: int) -> None:
+    """Every accepted payment or top-up in the event log is one ledger transfer, and every
+    cleared tap's fare is in the ledger once, passed on to the operator and paid out."""
     result = run_scenario(load_scenario(TINY_SCENARIO), tmp_path / "run", seed=seed)
     events = pl.read_parquet(result.out_dir / "events.parquet")
-    moved = events.filter(pl.col("operation").is_in(["top_up", "pay_merchant"]))
-    accepted = moved.filter(pl.col("status") == "ok")
-    assert accepted.height == result.summary["ledger"]["transfer_count"]
+    accepted = events.filter(
+        pl.col("operation").is_in(["top_up", "pay_merchant"]) & (pl.col("status") == "ok")
+    )
+    taps = pl.read_parquet(result.out_dir / "taps.parquet")
     with sqlite3.connect(result.out_dir / "ledger.db") as conn:
-        total = conn.execute("SELECT SUM(amount_fen) FROM transfers").fetchone()[0]
-    assert total == accepted["amount_fen"].sum()
+        by_kind = dict(
+            conn.execute("SELECT kind, SUM(amount_fen) FROM transfers GROUP BY kind").fetchall()
+        )
+        moves = conn.execute(
+            "SELECT COUNT(*) FROM transfers WHERE kind IN ('top_up', 'pay_merchant')"
+        ).fetchone()[0]
+    assert moves == accepted.height
+    assert by_kind["top_up"] + by_kind["pay_merchant"] == accepted["amount_fen"].sum()
+    fares = int(taps.filter(pl.col("outcome") == "cleared")["fare_fen"].sum())
+    assert fares > 0
+    assert by_kind.get("fare", 0) + by_kind.get("fare_on_credit", 0) == fares
+    assert by_kind["fares_to_operator"] == fares
+    settlement = pl.read_parquet(result.out_dir / "settlement.parquet")
+    assert settlement["net_fen"].sum() == 0
+    assert result.summary["ledger"]["audit_ok"] is True
