@@ -148,7 +148,7 @@ def loadtest(
     ] = None,
 ) -> None:
     """Run a headless Locust load test and write its CSV stats into a folder."""
-    from loadtests import run_loadtest
+    from loadtests import LoadtestError, run_loadtest
 
     folder = out_dir or Path("runs") / f"loadtest-{name}"
     try:
@@ -157,10 +157,13 @@ def loadtest(
         )
     except ValueError as exc:
         raise fail(str(exc), 2) from None
+    except LoadtestError as exc:
+        raise fail(str(exc)) from None
+    audit_ok = result.audit.get("audit_ok")
+    audit = {True: "passed", False: "FAILED", None: "not run (remote platform)"}[audit_ok]
     out.print(
-        f"{result.total_requests:,} requests, {result.total_failures:,} failures; "
-        f"audit {'passed' if result.audit.get('audit_ok') else 'not passed'}; "
-        f"results in {folder}"
+        f"{result.total_requests:,} requests, {result.total_failures:,} failures;"
+        f" ledger audit {audit}; results in {folder}"
     )
     if not result.passed:
         raise fail("load test did not pass (failures, Locust exit code or ledger audit)")
