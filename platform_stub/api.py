@@ -199,6 +199,11 @@ def _add_transit_routes(app: FastAPI, platform: Platform) -> None:
         outcomes = transit.upload_taps(token, body.batch_id, taps)
         return {"outcomes": [asdict(o) for o in outcomes]}
 
+    @app.post("/v1/transit/keys/rotate")
+    def rotate_keys(token: Token) -> dict:
+        platform.admin(token)
+        return {"active_key_id": transit.rotate_keys()}
+
     @app.get("/v1/transit/metrics")
     def transit_metrics(token: Token) -> dict:
         platform.admin(token)

@@ -7,6 +7,7 @@ operator while each reader can only upload its own taps and read the deny list.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -45,6 +46,7 @@ class TransitService:
             clearing.create_tables(tx)
             tx.execute(KEYRING_SCHEMA)
             self.keyring = _load_or_make_keyring(tx, keyring_seed)
+        self._keyring_lock = threading.Lock()
         self.clearing = Clearing(self.ledger, self.keyring.public_keys, fares)
 
     # -- participants -------------------------------------------------------------
@@ -90,6 +92,15 @@ class TransitService:
         return buscards.repay_debt(tx, self.ledger, card, who.account_id, tag)
 
     # -- readers ------------------------------------------------------------------
+
+    def rotate_keys(self) -> int:
+        """Start signing new credentials with a fresh platform key. Older key ids stay
+        published, so credentials they signed keep working until they expire."""
+        with self._keyring_lock, self.platform.db.transaction() as tx:
+            key_id = self.keyring.rotate(int(time.time()))
+            tx.execute("UPDATE platform_keyring SET ring = ? WHERE id = 1",
+                       (self.keyring.to_json(),))
+        return key_id
 
     def public_keys(self, reader_token: str) -> dict[int, bytes]:
         self._reader(reader_token)

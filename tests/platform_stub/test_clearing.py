@@ -229,3 +229,34 @@ def test_only_readers_upload_and_only_operators_register_readers(world) -> None:
     with pytest.raises(Forbidden):
         platform.transit.register_reader(rider.token, "fake reader")
     assert platform.transit.metrics().taps == 0
+
+
+def test_after_key_rotation_old_credentials_still_clear_and_new_ones_use_the_new_key(
+    world,
+) -> None:
+    platform, operator = world
+    old = make_rider(platform, 1, 1000)
+    new_key_id = platform.transit.rotate_keys()
+    new = make_rider(platform, 2, 1000)
+    assert (old.credential.key_id, new.credential.key_id) == (new_key_id - 1, new_key_id)
+    token, reader = make_reader(platform, operator.token, "bus-1")
+    for k, rider in enumerate((old, new)):
+        assert reader.scan(rider.code(NOW_S + k, k), NOW_S + k).accepted
+    assert [o.outcome for o in upload(platform, token, reader)] == ["cleared", "cleared"]
+    reopened = Platform(platform.db)  # a restarted server loads the rotated ring
+    assert set(reopened.transit.keyring.public_keys()) == {new_key_id - 1, new_key_id}
+
+
+def test_a_reader_cannot_pass_off_another_readers_batch(world) -> None:
+    platform, operator = world
+    rider = make_rider(platform, 1, 1000)
+    token_a, front = make_reader(platform, operator.token, "bus-1")
+    token_b, _ = make_reader(platform, operator.token, "bus-2")
+    front.scan(rider.code(NOW_S), NOW_S)
+    batch = front.next_batch()
+    taps = [UploadedTap(t.seq, t.code_text, t.scanned_at_s) for t in batch.taps]
+    platform.transit.upload_taps(token_a, batch.batch_id, taps)
+    with pytest.raises(Rejected, match="exists_with_different_fields"):
+        platform.transit.upload_taps(token_b, batch.batch_id, taps)
+    [stolen] = platform.transit.upload_taps(token_b, "stolen", taps)  # same codes, new id
+    assert stolen.reason == "replayed_code" and platform.balance_fen(rider.token) == 800
