@@ -19,14 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 
 from platform_stub import buscards
 from platform_stub.exceptions import InvalidRequest, PlatformError, Rejected, TapRejected
 from platform_stub.ledger import Ledger, TransferRequest
-from platform_stub.storage import Tx
+from platform_stub.storage import Tx, now_us
 from platform_stub.transit.credential import CredentialCache
 from platform_stub.transit.verify import (
     CLEARING_MAX_AGE_S,
@@ -131,7 +130,7 @@ class Clearing:
             tx.execute(
                 "INSERT INTO tap_batches (batch_id, reader_id, body_hash, received_at_us)"
                 " VALUES (?, ?, ?, ?)",
-                (batch_id, reader.reader_id, digest, _now_us()),
+                (batch_id, reader.reader_id, digest, now_us()),
             )
             outcomes = [self._clear_once(tx, reader, batch_id, t) for t in taps]
             self._credit_operator(tx, reader, batch_id, outcomes)
@@ -338,7 +337,3 @@ def _check_batch(batch_id: str, taps: list[UploadedTap]) -> None:
     seqs = [t.reader_seq for t in taps]
     if len(set(seqs)) != len(seqs):
         raise InvalidRequest("invalid_request", "reader_seq repeats inside the batch")
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1_000

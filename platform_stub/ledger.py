@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -28,7 +27,7 @@ from platform_stub.exceptions import (
     Rejected,
     platform_error,
 )
-from platform_stub.storage import Database, Tx
+from platform_stub.storage import Database, Tx, now_us
 
 DEBITS_MUST_NOT_EXCEED_CREDITS = 1
 CREDITS_MUST_NOT_EXCEED_DEBITS = 2
@@ -172,7 +171,7 @@ class Ledger:
             tx.execute(
                 "INSERT INTO rejections (id, body_hash, code, detail, timestamp_us)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (request.id, body_hash, err.code, err.detail, _now_us()),
+                (request.id, body_hash, err.code, err.detail, now_us()),
             )
             raise
 
@@ -271,7 +270,7 @@ class Ledger:
         return Transfer(*row)
 
     def _insert(self, tx: Tx, request: TransferRequest, body_hash: str) -> Transfer:
-        timestamp_us = _now_us()
+        timestamp_us = now_us()
         tx.execute(
             "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount_fen, kind,"
             " flags, pending_id, body_hash, timestamp_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -364,7 +363,3 @@ def _same_body_or_raise(transfer_id: str, stored_hash: str, body_hash: str) -> N
         raise Rejected(
             "exists_with_different_fields", f"transfer {transfer_id!r} exists with another body"
         )
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1_000

@@ -12,14 +12,13 @@ States: OPEN -> SETTLED (closing and paying out are one transaction here).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from platform_stub.ledger import POST_PENDING, Ledger, TransferRequest
-from platform_stub.storage import Tx
+from platform_stub.storage import Tx, now_us
 
 PAYEE_KINDS = ("merchant", "operator")
 PAYOUT_ACCOUNT = "bank:payouts"
@@ -98,7 +97,7 @@ class Settlement:
                 tx.execute(
                     "INSERT INTO settlement_windows (id, state, opened_at_us, first_seq)"
                     " VALUES (1, 'OPEN', ?, 1)",
-                    (_now_us(),),
+                    (now_us(),),
                 )
 
     def open_window_id(self) -> int:
@@ -117,7 +116,7 @@ class Settlement:
             last_seq = tx.one("SELECT COALESCE(MAX(seq), 0) FROM transfers")[0]
             positions = _positions(tx, first_seq, last_seq, payouts)
             assert sum(p.net_fen for p in positions) == 0, "positions must sum to zero"
-            now = _now_us()
+            now = now_us()
             tx.execute(
                 "UPDATE settlement_windows SET state = 'SETTLED', closed_at_us = ?,"
                 " last_seq = ? WHERE id = ?",
@@ -165,7 +164,3 @@ def _positions(tx: Tx, first_seq: int, last_seq: int, payouts: dict[str, int]) -
         (first_seq, last_seq),
     )
     return [Position(name, kind, int(d), int(c), payouts.get(name, 0)) for name, kind, d, c in rows]
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1_000

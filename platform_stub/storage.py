@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -169,6 +170,11 @@ class PostgresDatabase(Database):
             for conn in self._all:
                 conn.close()
             self._all.clear()
+
+
+def now_us() -> int:
+    """Wall-clock microseconds, the platform's timestamps (records, not decisions)."""
+    return time.time_ns() // 1_000
 
 
 def open_database(url: str) -> Database:

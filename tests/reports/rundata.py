@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from agents.recorder import EVENT_SCHEMA  # the schema runs write, not a copy of it
+
 START = dt.date(2017, 6, 15)
 DAYS = 8
 POPULATION = {"youth": 120, "adult": 200, "elderly": 80, "merchant": 20}
@@ -25,18 +27,6 @@ OPERATIONS = {
     "bind_card": (50, 2_500),
     "top_up": (80, 4_000),
     "pay_merchant": (400, 300),
-}
-EVENT_SCHEMA = {
-    "time": pl.Datetime("us"),
-    "day": pl.Int32,
-    "agent_id": pl.Int64,
-    "segment": pl.Utf8,
-    "operation": pl.Utf8,
-    "channel": pl.Utf8,
-    "amount_fen": pl.Int64,
-    "status": pl.Utf8,
-    "error_code": pl.Utf8,
-    "latency_us": pl.Int64,
 }
 CHANNEL_OF = {"pay_merchant": "merchant_qr", "top_up": "bank_card", "bind_card": "bank_card"}
 
