@@ -9,7 +9,6 @@ sides use the app, else in cash. Aggregates are collected per day with numpy.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict
 from typing import Any
 
 import mesa
@@ -294,7 +293,7 @@ class CityModel(mesa.Model):
             self.settlement_rows.extend(frame.to_dicts())
 
     def record_tap(self, outcome: TapOutcome, tapped_at_s: int, uploaded_at_s: int) -> None:
-        row = {k: v for k, v in asdict(outcome).items() if k in TAP_COLUMNS}
+        row = {k: getattr(outcome, k) for k in TAP_COLUMNS if hasattr(outcome, k)}
         row.update(
             day=self.day,
             tapped_at_s=tapped_at_s,

@@ -20,7 +20,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 from platform_stub import buscards
 from platform_stub.exceptions import InvalidRequest, PlatformError, Rejected, TapRejected
@@ -101,13 +101,17 @@ class Reader:
     operator_account_id: int
 
 
+_OUTCOME_FIELDS = tuple(f.name for f in fields(TapOutcome))
+
+
 def create_tables(tx: Tx) -> None:
     for ddl in SCHEMA:
         tx.execute(ddl)
 
 
 def batch_hash(taps: list[UploadedTap]) -> str:
-    body = json.dumps([asdict(t) for t in taps], sort_keys=True, separators=(",", ":"))
+    body = json.dumps([(t.reader_seq, t.code, t.scanned_at_s) for t in taps],
+                      separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
@@ -326,7 +330,8 @@ def _wallet_of(tx: Tx, participant_id: int) -> int:
 
 
 def astuple_outcome(outcome: TapOutcome) -> tuple:
-    return tuple(asdict(outcome).values())
+    """Field values in column order; a flat getattr, as ``asdict`` deep-copies (hot path)."""
+    return tuple(getattr(outcome, name) for name in _OUTCOME_FIELDS)
 
 
 def _check_batch(batch_id: str, taps: list[UploadedTap]) -> None:
