@@ -123,6 +123,8 @@ class Clearing:
         self.public_keys = public_keys  # every key id still valid; keys rotate
         self.fares = fares
         self._credential_cache = CredentialCache()
+        with ledger.db.transaction() as tx:  # made once, committed: its id never changes
+            self._clearing_id = ledger.create_account(tx, CLEARING_ACCOUNT, "clearing", 0).id
 
     def upload(self, reader: Reader, batch_id: str, taps: list[UploadedTap]) -> list[TapOutcome]:
         """Clear one batch in one transaction; re-sending it returns the same outcomes."""
@@ -192,9 +194,10 @@ class Clearing:
         first_reader = self._first_reader(tx, verified.tap_id)
         if first_reader is not None:
             return _rejected(base, **ident, reason="replayed_code", first_reader_id=first_reader)
-        if self._revoked(tx, verified):
+        card = buscards.card(tx, verified.card_id)
+        if _revoked(card, verified):
             return _rejected(base, **ident, reason="card_revoked", first_reader_id=None)
-        charge = self._charge(tx, verified)
+        charge = self._charge(tx, verified, card)
         return TapOutcome(
             **base, **ident, outcome="cleared", reason=None, **charge, first_reader_id=None
         )
@@ -207,18 +210,10 @@ class Clearing:
         )
         return None if row is None else row[0]
 
-    def _revoked(self, tx: Tx, verified: VerifiedTap) -> bool:
-        """Revoked before the ride (a debtor's card is listed but still charged)."""
-        card = buscards.card(tx, verified.card_id)
-        return card is None or (
-            card.revoked_at_s is not None and card.revoked_at_s <= verified.timestamp_s
-        )
-
-    def _charge(self, tx: Tx, verified: VerifiedTap) -> dict[str, int]:
+    def _charge(self, tx: Tx, verified: VerifiedTap, card: buscards.BusCard) -> dict[str, int]:
         """Price the ride and move the money: promo budget, then wallet, then credit."""
-        card = buscards.card(tx, verified.card_id)
         fare = self._price(tx, verified)
-        clearing = self.ledger.create_account(tx, CLEARING_ACCOUNT, "clearing", 0)
+        clearing_id = self._clearing_id
         promo = self._promo_share(tx, verified, fare)
         wallet_id = _wallet_of(tx, card.participant_id)
         wallet = min(fare - promo, max(0, self.ledger.account(tx, wallet_id).balance_fen))
@@ -231,7 +226,7 @@ class Clearing:
                     TransferRequest(
                         id=f"tap:{verified.tap_id}:{kind}",
                         debit_account_id=debit_id,
-                        credit_account_id=clearing.id,
+                        credit_account_id=clearing_id,
                         amount_fen=amount,
                         kind=kind,
                     ),
@@ -261,14 +256,13 @@ class Clearing:
         promo = tx.one("SELECT id FROM accounts WHERE name = ?", (PROMO_ACCOUNT,))
         if promo is None:
             return 0
-        clearing = self.ledger.create_account(tx, CLEARING_ACCOUNT, "clearing", 0)
         try:
             self.ledger.transfer(
                 tx,
                 TransferRequest(
                     id=f"tap:{verified.tap_id}:promo",
                     debit_account_id=promo[0],
-                    credit_account_id=clearing.id,
+                    credit_account_id=self._clearing_id,
                     amount_fen=fare,
                     kind="fare_promo",
                 ),
@@ -284,12 +278,11 @@ class Clearing:
             o.fare_fen for o in outcomes if o.outcome == "cleared" and o.batch_id == batch_id
         )
         if total > 0:
-            clearing = self.ledger.create_account(tx, CLEARING_ACCOUNT, "clearing", 0)
             self.ledger.transfer(
                 tx,
                 TransferRequest(
                     id=f"batch:{batch_id}",
-                    debit_account_id=clearing.id,
+                    debit_account_id=self._clearing_id,
                     credit_account_id=reader.operator_account_id,
                     amount_fen=total,
                     kind="fares_to_operator",
@@ -317,6 +310,13 @@ def _rejected(
         credit_fen=0,
         promo_fen=0,
         first_reader_id=first_reader_id,
+    )
+
+
+def _revoked(card: buscards.BusCard | None, verified: VerifiedTap) -> bool:
+    """Revoked before the ride (a debtor's card is listed but still charged)."""
+    return card is None or (
+        card.revoked_at_s is not None and card.revoked_at_s <= verified.timestamp_s
     )
 
 

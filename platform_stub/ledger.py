@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from platform_stub.exceptions import (
     InvalidRequest,
@@ -69,9 +69,10 @@ class TransferRequest:
     pending_id: str | None = None
 
     def body_hash(self) -> str:
-        body = asdict(self)
-        del body["id"]
-        raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        """Everything but the id; a retry must match it to get the first outcome."""
+        body = (self.debit_account_id, self.credit_account_id, self.amount_fen, self.kind,
+                self.flags, self.pending_id)
+        raw = json.dumps(body, separators=(",", ":")).encode()
         return hashlib.sha256(raw).hexdigest()[:32]
 
 

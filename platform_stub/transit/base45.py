@@ -15,13 +15,12 @@ _VALUE = {char: value for value, char in enumerate(ALPHABET)}
 def b45encode(data: bytes) -> str:
     """Each 2 bytes become 3 characters, a trailing single byte 2 (least significant first)."""
     chars: list[str] = []
-    for pos in range(0, len(data), 2):
-        chunk = data[pos : pos + 2]
-        number = int.from_bytes(chunk, "big")
-        width = 3 if len(chunk) == 2 else 2
-        for _ in range(width):
-            number, digit = divmod(number, 45)
-            chars.append(ALPHABET[digit])
+    full = len(data) - len(data) % 2
+    for pos in range(0, full, 2):
+        number = (data[pos] << 8) | data[pos + 1]
+        chars += (ALPHABET[number % 45], ALPHABET[number // 45 % 45], ALPHABET[number // 2025])
+    if full < len(data):
+        chars += (ALPHABET[data[full] % 45], ALPHABET[data[full] // 45])
     return "".join(chars)
 
 
