@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from platform_stub.clearing import BATCH_TAPS_MAX, UploadedTap
 from platform_stub.exceptions import CashlessError, RequestTooLarge
+from platform_stub.features import feature_modules
 from platform_stub.service import Platform
 
 REQUEST_BYTES_MAX = 64 * 1024
@@ -100,6 +101,8 @@ def create_app(platform: Platform) -> FastAPI:
     _install_size_limit(app)
     _add_routes(app, platform)
     _add_transit_routes(app, platform)
+    for module in feature_modules().values():
+        module.add_routes(app, platform)
     return app
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from platform_stub import emv
 from platform_stub.audit import AuditReport, audit
 from platform_stub.clearing import Fares
+from platform_stub.features import feature_modules
 from platform_stub.exceptions import (
     CredentialInvalid,
     CredentialMissing,
@@ -85,6 +86,16 @@ class Receipt:
 
 
 @dataclass(frozen=True)
+class Payment:
+    """A payment a merchant received; listeners (announcements, promotions) get these."""
+
+    transfer_id: str
+    merchant_account_id: int
+    amount_fen: int
+    kind: str
+
+
+@dataclass(frozen=True)
 class StatementLine:
     transfer_id: str
     kind: str
@@ -111,6 +122,9 @@ class Platform:
         self._admin_hash: str | None = None
         self.settlement = Settlement(self.ledger)
         self.transit = TransitService(self, fares or Fares(), keyring_seed)
+        self.payment_listeners: list[Callable[[Payment], None]] = []
+        for name, module in feature_modules().items():
+            setattr(self, name, module.Service(self))
 
     @classmethod
     def open(
@@ -229,9 +243,17 @@ class Platform:
         if code.dynamic and code.amount_fen != amount_fen:
             raise Rejected("amount_mismatch", f"code asks {code.amount_fen} fen, not {amount_fen}")
         merchant_account = self._merchant_account(code.merchant_id)
-        return self._move(
-            who, "pay_merchant", request_id, who.account_id, merchant_account, amount_fen
-        )
+        return self.pay_to_merchant(who, "pay_merchant", request_id, merchant_account, amount_fen)
+
+    def pay_to_merchant(self, payer: Participant, kind: str, request_id: str,
+                        merchant_account_id: int, amount_fen: int) -> Receipt:
+        """Wallet to merchant, then tell the payment listeners (voice announcements)."""
+        receipt = self._move(payer, kind, request_id, payer.account_id, merchant_account_id,
+                             amount_fen)
+        payment = Payment(receipt.transfer_id, merchant_account_id, amount_fen, kind)
+        for listener in self.payment_listeners:
+            listener(payment)
+        return receipt
 
     def balance_fen(self, token: str) -> int:
         who = self.account_holder(token)
