@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from platform_stub import emv
 from platform_stub.audit import AuditReport, audit
 from platform_stub.clearing import Fares
-from platform_stub.features import feature_modules
 from platform_stub.exceptions import (
     CredentialInvalid,
     CredentialMissing,
@@ -27,6 +26,7 @@ from platform_stub.exceptions import (
     NotFound,
     Rejected,
 )
+from platform_stub.features import feature_modules
 from platform_stub.ledger import (
     DEBITS_MUST_NOT_EXCEED_CREDITS,
     Ledger,
