@@ -25,6 +25,7 @@ from platform_stub.exceptions import (
     NotFound,
     PlatformError,
     Rejected,
+    StorageUnavailable,
     platform_error,
 )
 from platform_stub.storage import Database, Tx, now_us
@@ -38,6 +39,7 @@ VOID_PENDING = 4
 
 TRANSFER_ID_CHARS_MAX = 128
 BATCH_TRANSFERS_MAX = 8_190
+CONFLICT_RETRIES_MAX = 3  # a racing retry of one id loses once, then finds the first outcome
 AMOUNT_FEN_MAX = 10**15
 
 
@@ -184,6 +186,18 @@ class Ledger:
         ``then`` runs inside the same transaction after the transfer succeeded (or was
         found already applied), for work that must commit with it or not at all.
         """
+        for attempt in range(CONFLICT_RETRIES_MAX):
+            try:
+                return self._apply_once(request, then)
+            except StorageUnavailable:
+                if attempt + 1 == CONFLICT_RETRIES_MAX:
+                    raise
+        raise AssertionError("the loop returns or raises")
+
+    def _apply_once(
+        self, request: TransferRequest, then: Callable[[Tx, Transfer], object] | None
+    ) -> Transfer:
+        """One attempt; a racing retry of the same id surfaces as StorageUnavailable."""
         refusal: PlatformError | None = None
         with self.db.transaction() as tx:
             try:

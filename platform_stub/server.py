@@ -32,9 +32,14 @@ def app_from_env() -> FastAPI:
 
 
 def serve(
-    db_url: str = DEFAULT_DB, host: str = LOOPBACK, port: int = 8080, log_level: str = "warning"
+    db_url: str = DEFAULT_DB,
+    host: str = LOOPBACK,
+    port: int = 8080,
+    log_level: str = "warning",
+    workers: int = 1,
 ) -> None:
-    """Serve until interrupted; one worker process, sync endpoints in its thread pool."""
+    """Serve until interrupted. Several worker processes need PostgreSQL (or accept that
+    SQLite serialises their writes); sync endpoints run in each worker's thread pool."""
     os.environ[DB_ENV] = db_url
     if not os.environ.get(ADMIN_TOKEN_ENV):
         print(
@@ -48,6 +53,7 @@ def serve(
         port=port,
         log_level=log_level,
         access_log=False,
+        workers=workers,
     )
 
 
@@ -56,8 +62,9 @@ def main() -> None:
     parser.add_argument("--db", default=DEFAULT_DB)
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    serve(args.db, args.host, args.port)
+    serve(args.db, args.host, args.port, workers=args.workers)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ anyway); PostgreSQL gives every thread its own connection and relies on row lock
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 import time
@@ -20,6 +21,8 @@ from typing import Any, Protocol
 from platform_stub.exceptions import StorageUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+PG_CONNECTIONS_MAX = 16  # per process; several workers share the server's max_connections
+PG_CONNECTION_WAIT_S = 10
 
 
 class Cursor(Protocol):
@@ -127,49 +130,78 @@ class SqliteDatabase(Database):
 
 
 class PostgresDatabase(Database):
+    """A bounded pool of connections; a transaction borrows one and gives it back.
+
+    Write conflicts (a unique id inserted by a racing retry, a deadlock, a
+    serialisation failure) and lost connections become ``storage_unavailable``:
+    nothing was applied, and a retry with the same id gets the first outcome.
+    """
+
     dialect = "postgres"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, connections_max: int = PG_CONNECTIONS_MAX) -> None:
         import psycopg  # imported here: SQLite-only runs never need it
 
         self._psycopg = psycopg
         self.url = url
-        self._local = threading.local()
+        self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(connections_max)
         self._all: list[Any] = []
         self._all_lock = threading.Lock()
 
-    def _connection(self) -> Any:
-        conn = getattr(self._local, "conn", None)
+    def _borrow(self) -> Any:
+        if not self._slots.acquire(timeout=PG_CONNECTION_WAIT_S):
+            raise StorageUnavailable("storage_unavailable", "no database connection free")
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            conn = None
         if conn is None or conn.closed:
-            try:
-                conn = self._psycopg.connect(self.url, autocommit=False)
-            except self._psycopg.OperationalError as exc:
-                raise StorageUnavailable("storage_unavailable", str(exc)) from exc
-            self._local.conn = conn
-            with self._all_lock:
-                self._all.append(conn)
+            conn = self._connect()
         return conn
+
+    def _connect(self) -> Any:
+        try:
+            conn = self._psycopg.connect(self.url, autocommit=False)
+        except self._psycopg.OperationalError as exc:
+            self._slots.release()
+            raise StorageUnavailable("storage_unavailable", str(exc)) from exc
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    def _give_back(self, conn: Any) -> None:
+        if not conn.closed:
+            self._idle.put(conn)
+        self._slots.release()
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        conn = self._connection()
+        conn = self._borrow()
         try:
             with conn.cursor() as cur:
                 yield Tx(cur, self.dialect)
             conn.commit()
-        except self._psycopg.OperationalError as exc:
-            conn.rollback() if not conn.closed else None
-            raise StorageUnavailable("storage_unavailable", str(exc)) from exc
+        except (self._psycopg.OperationalError, self._psycopg.IntegrityError) as exc:
+            if not conn.closed:
+                conn.rollback()
+            raise StorageUnavailable("storage_unavailable", _first_line(exc)) from exc
         except BaseException:
             if not conn.closed:
                 conn.rollback()
             raise
+        finally:
+            self._give_back(conn)
 
     def close(self) -> None:
         with self._all_lock:
             for conn in self._all:
                 conn.close()
             self._all.clear()
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def now_us() -> int:

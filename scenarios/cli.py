@@ -93,12 +93,14 @@ def serve(
     ),
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(min=1, max=32, help="Worker processes.")] = 1,
 ) -> None:
     """Serve the platform's HTTP API (OpenAPI at /openapi.json)."""
     from platform_stub.server import serve as run_server
 
-    err.print(f"Serving the platform on http://{host}:{port} (database {db}); Ctrl-C stops.")
-    run_server(db, host, port)
+    err.print(f"Serving the platform on http://{host}:{port} with {workers} worker(s)"
+              f" (database {db}); Ctrl-C stops.")
+    run_server(db, host, port, workers=workers)
 
 
 @app.command()

@@ -39,6 +39,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from _pg_schema_url()
 
 
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema, for tests about PostgreSQL itself (several workers)."""
+    yield from _pg_schema_url()
+
+
 def _pg_schema_url() -> Iterator[str]:
     import psycopg
 

@@ -19,12 +19,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(db_url: str, log_path: Path) -> tuple[subprocess.Popen, str]:
+def start_server(
+    db_url: str, log_path: Path, workers: int = 1
+) -> tuple[subprocess.Popen, str]:
     """`python -m platform_stub.server` on a free loopback port, waited on until healthy."""
     port = free_port()
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "platform_stub.server", "--db", db_url, "--port", str(port)],
+        [sys.executable, "-m", "platform_stub.server", "--db", db_url, "--port", str(port),
+         "--workers", str(workers)],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
