@@ -60,3 +60,27 @@ def test_qr_image_decodes_to_the_same_payload_with_an_independent_decoder() -> N
     results = zxingcpp.read_barcodes(image)
     assert [r.text for r in results] == [payload]
     assert emv.decode(results[0].text).amount_fen == 350
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        emv.MerchantCode("M000000042", "Stall One", "Wuhan", "5812", 350),
+        emv.MerchantCode("M000000007", "Noodles", "Xian", "5814", None),
+        emv.MerchantCode("M123456789", "热干面", "武汉", "5499", 123456),
+    ],
+)
+def test_an_independent_emv_parser_reads_our_payloads_the_same_way(code) -> None:
+    """brcode (a Pix/EMV MPM parser from PyPI, not ours) agrees field by field."""
+    from brcode.brcode import QR
+
+    payload = emv.encode(code)
+    theirs = QR(payload)
+    assert (theirs.PFI_value, theirs.PIM_value) == ("01", "12" if code.dynamic else "11")
+    assert (theirs.MAI_GUI_value, theirs.MAI_CHAVEPIX_value) == (emv.PLATFORM_GUID,
+                                                                 code.merchant_id)
+    assert (theirs.MCC_value, theirs.TC_value, theirs.CC_value) == (code.mcc, "156", "CN")
+    assert (theirs.MN_value, theirs.MC_value) == (code.name, code.city)
+    assert theirs.CRC_value == payload[-4:]
+    if code.dynamic:
+        assert theirs.TA_value == f"{code.amount_fen // 100}.{code.amount_fen % 100:02d}"
