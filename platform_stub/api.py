@@ -150,6 +150,10 @@ def _add_routes(app: FastAPI, platform: Platform) -> None:
     def top_up(body: TopUp, token: Token) -> dict:
         return asdict(platform.top_up(token, body.amount_fen, body.request_id))
 
+    @app.post("/v1/withdrawals", status_code=201)
+    def withdraw(body: TopUp, token: Token) -> dict:
+        return asdict(platform.withdraw(token, body.amount_fen, body.request_id))
+
     @app.post("/v1/payments", status_code=201)
     def pay_merchant(body: MerchantPayment, token: Token) -> dict:
         receipt = platform.pay_merchant(

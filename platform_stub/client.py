@@ -34,6 +34,7 @@ class PlatformClient(Protocol):
     def register_merchant(self, name: str, city: str, mcc: str = "5812") -> Registration: ...
     def bind_card(self, token: str, card_number: str, bank: str) -> str: ...
     def top_up(self, token: str, amount_fen: int, request_id: str) -> Receipt: ...
+    def withdraw(self, token: str, amount_fen: int, request_id: str) -> Receipt: ...
     def pay_merchant(
         self, token: str, collection_code: str, amount_fen: int, request_id: str
     ) -> Receipt: ...
@@ -66,6 +67,9 @@ class InProcessClient:
 
     def top_up(self, token: str, amount_fen: int, request_id: str) -> Receipt:
         return self.platform.top_up(token, amount_fen, request_id)
+
+    def withdraw(self, token: str, amount_fen: int, request_id: str) -> Receipt:
+        return self.platform.withdraw(token, amount_fen, request_id)
 
     def pay_merchant(
         self, token: str, collection_code: str, amount_fen: int, request_id: str
@@ -129,6 +133,10 @@ class HttpClient:
     def top_up(self, token: str, amount_fen: int, request_id: str) -> Receipt:
         body = {"amount_fen": amount_fen, "request_id": request_id}
         return Receipt(**self._call("POST", "/v1/topups", token, body, retry=True))
+
+    def withdraw(self, token: str, amount_fen: int, request_id: str) -> Receipt:
+        body = {"amount_fen": amount_fen, "request_id": request_id}
+        return Receipt(**self._call("POST", "/v1/withdrawals", token, body, retry=True))
 
     def pay_merchant(
         self, token: str, collection_code: str, amount_fen: int, request_id: str

@@ -219,19 +219,30 @@ class Platform:
         """Move money from the bound card's bank into the wallet."""
         who = self.resident(token)
         _check_amount(amount_fen, TOP_UP_FEN_MAX)
-        with self.db.transaction() as tx:
-            row = tx.one("SELECT bank_account_id FROM cards WHERE participant_id = ?", (who.id,))
-        if row is None:
-            raise NotFound("card_not_bound", "bind a bank card before topping up")
         return self._move(
             who,
             "top_up",
             request_id,
-            row[0],
+            self._bound_bank_account(who),
             who.account_id,
             amount_fen,
             then=lambda tx, t: self.transit.after_top_up(tx, who, str(t.seq)),
         )
+
+    def withdraw(self, token: str, amount_fen: int, request_id: str) -> Receipt:
+        """Move money from the wallet back to the bound card's bank."""
+        who = self.resident(token)
+        _check_amount(amount_fen, TOP_UP_FEN_MAX)
+        bank_account_id = self._bound_bank_account(who)
+        return self._move(who, "withdraw", request_id, who.account_id, bank_account_id,
+                          amount_fen)
+
+    def _bound_bank_account(self, who: Participant) -> int:
+        with self.db.transaction() as tx:
+            row = tx.one("SELECT bank_account_id FROM cards WHERE participant_id = ?", (who.id,))
+        if row is None:
+            raise NotFound("card_not_bound", "bind a bank card first")
+        return row[0]
 
     def pay_merchant(
         self, token: str, collection_code: str, amount_fen: int, request_id: str

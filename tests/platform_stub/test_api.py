@@ -91,3 +91,31 @@ def test_oversized_body_is_refused(live_server: str) -> None:
         headers={"content-type": "application/json"},
     )
     assert resp.status_code == 413 and resp.json()["code"] == "request_too_large"
+
+
+def test_withdrawal_returns_money_to_the_bank_and_never_overdraws(client: HttpClient) -> None:
+    payer = client.register_resident("赵敏")
+    client.bind_card(payer.token, CARD, "BOC")
+    client.top_up(payer.token, 1000, "t1")
+    client.withdraw(payer.token, 400, "w1")
+    client.withdraw(payer.token, 400, "w1")  # a retry
+    with pytest.raises(Rejected, match="exceeds_credits"):
+        client.withdraw(payer.token, 601, "w2")
+    assert client.balance_fen(payer.token) == 600
+
+
+def test_statement_pages_through_own_transfers_only(live_server: str, client: HttpClient) -> None:
+    payer = client.register_resident("钱七")
+    other = client.register_resident("孙八")
+    for who in (payer, other):
+        client.bind_card(who.token, CARD, "ICBC")
+    for k in range(5):
+        client.top_up(payer.token, 100 + k, f"t{k}")
+    client.top_up(other.token, 999, "t0")
+    auth = {"Authorization": f"Bearer {payer.token}"}
+    first = httpx.get(f"{live_server}/v1/statement?limit=3", headers=auth).json()["lines"]
+    rest = httpx.get(f"{live_server}/v1/statement?limit=3&offset=3", headers=auth).json()["lines"]
+    assert [line["amount_fen"] for line in first + rest] == [100, 101, 102, 103, 104]
+    assert all(line["direction"] == "in" for line in first + rest)
+    bad = httpx.get(f"{live_server}/v1/statement?limit=0", headers=auth)
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_request"
