@@ -7,6 +7,7 @@ exception classes, so agents see identical outcomes in-process and over HTTP.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field
 from platform_stub.clearing import BATCH_TAPS_MAX, UploadedTap
 from platform_stub.exceptions import CashlessError, RequestTooLarge
 from platform_stub.features import feature_modules
+from platform_stub.idempotency import IdempotencyStore
 from platform_stub.service import Platform
 
 REQUEST_BYTES_MAX = 64 * 1024
@@ -91,12 +93,20 @@ def _bearer(authorization: Annotated[str | None, Header()] = None) -> str | None
 
 
 Token = Annotated[str | None, Depends(_bearer)]
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
+
+
+def _scope(path: str, token: str | None) -> str:
+    """Keys are per caller and per endpoint: one caller cannot collide with another."""
+    caller = hashlib.sha256(token.encode()).hexdigest()[:16] if token else "anonymous"
+    return f"{caller}:{path}"
 
 
 def create_app(platform: Platform) -> FastAPI:
     """Build the app around one platform instance (one database)."""
     app = FastAPI(title="Cashless City reference platform", version="0.1.0")
     app.state.platform = platform
+    app.state.idempotency = IdempotencyStore(platform.db)
     _install_error_handlers(app)
     _install_size_limit(app)
     _add_routes(app, platform)
@@ -130,21 +140,25 @@ def _install_size_limit(app: FastAPI) -> None:
 
 
 def _add_routes(app: FastAPI, platform: Platform) -> None:
+    store = app.state.idempotency
     @app.get("/health")
     def health() -> dict:
         return {"status": "ok"}
 
     @app.post("/v1/residents", status_code=201)
-    def register_resident(body: NewResident) -> dict:
-        return asdict(platform.register_resident(body.name))
+    def register_resident(body: NewResident, key: IdemKey = None) -> dict:
+        return store.run(_scope("/v1/residents", None), key, body.model_dump(),
+                         lambda: asdict(platform.register_resident(body.name)))
 
     @app.post("/v1/merchants", status_code=201)
-    def register_merchant(body: NewMerchant) -> dict:
-        return asdict(platform.register_merchant(body.name, body.city, body.mcc))
+    def register_merchant(body: NewMerchant, key: IdemKey = None) -> dict:
+        return store.run(_scope("/v1/merchants", None), key, body.model_dump(),
+                         lambda: asdict(platform.register_merchant(body.name, body.city, body.mcc)))
 
     @app.post("/v1/cards", status_code=201)
-    def bind_card(body: CardBinding, token: Token) -> dict:
-        return {"card": platform.bind_card(token, body.card_number, body.bank)}
+    def bind_card(body: CardBinding, token: Token, key: IdemKey = None) -> dict:
+        return store.run(_scope("/v1/cards", token), key, body.model_dump(),
+                         lambda: {"card": platform.bind_card(token, body.card_number, body.bank)})
 
     @app.post("/v1/topups", status_code=201)
     def top_up(body: TopUp, token: Token) -> dict:
@@ -172,20 +186,25 @@ def _add_routes(app: FastAPI, platform: Platform) -> None:
 
 
 def _add_transit_routes(app: FastAPI, platform: Platform) -> None:
-    transit = platform.transit
+    transit, store = platform.transit, app.state.idempotency
 
     @app.post("/v1/operators", status_code=201)
-    def register_operator(body: NewOperator) -> dict:
-        return asdict(transit.register_operator(body.name))
+    def register_operator(body: NewOperator, key: IdemKey = None) -> dict:
+        return store.run(_scope("/v1/operators", None), key, body.model_dump(),
+                         lambda: asdict(transit.register_operator(body.name)))
 
     @app.post("/v1/readers", status_code=201)
-    def register_reader(body: NewOperator, token: Token) -> dict:
-        return asdict(transit.register_reader(token, body.name))
+    def register_reader(body: NewOperator, token: Token, key: IdemKey = None) -> dict:
+        return store.run(_scope("/v1/readers", token), key, body.model_dump(),
+                         lambda: asdict(transit.register_reader(token, body.name)))
 
     @app.post("/v1/buscards", status_code=201)
-    def claim_bus_card(body: BusCardClaim, token: Token) -> dict:
-        credential = transit.claim_bus_card(token, bytes.fromhex(body.rider_public_key))
-        return {"credential": credential.hex()}
+    def claim_bus_card(body: BusCardClaim, token: Token, key: IdemKey = None) -> dict:
+        def claim() -> dict:
+            credential = transit.claim_bus_card(token, bytes.fromhex(body.rider_public_key))
+            return {"credential": credential.hex()}
+
+        return store.run(_scope("/v1/buscards", token), key, body.model_dump(), claim)
 
     @app.post("/v1/buscards/revoke")
     def revoke_bus_card(token: Token) -> dict:

@@ -9,6 +9,8 @@ gives the same outcome on either.
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from dataclasses import asdict
 from typing import Any, Protocol
 
@@ -25,6 +27,7 @@ ADMIN_TOKEN_ENV = "CASHLESS_ADMIN_TOKEN"
 
 HTTP_TIMEOUT_S = 10.0
 HTTP_RETRIES_MAX = 3
+RETRY_PAUSE_S = 0.05
 
 
 class PlatformClient(Protocol):
@@ -120,15 +123,15 @@ class HttpClient:
         self._admin_token = admin_token or os.environ.get(ADMIN_TOKEN_ENV)
 
     def register_resident(self, name: str) -> Registration:
-        return Registration(**self._call("POST", "/v1/residents", None, {"name": name}))
+        return Registration(**self._create("/v1/residents", None, {"name": name}))
 
     def register_merchant(self, name: str, city: str, mcc: str = "5812") -> Registration:
         body = {"name": name, "city": city, "mcc": mcc}
-        return Registration(**self._call("POST", "/v1/merchants", None, body))
+        return Registration(**self._create("/v1/merchants", None, body))
 
     def bind_card(self, token: str, card_number: str, bank: str) -> str:
         body = {"card_number": card_number, "bank": bank}
-        return self._call("POST", "/v1/cards", token, body)["card"]
+        return self._create("/v1/cards", token, body)["card"]
 
     def top_up(self, token: str, amount_fen: int, request_id: str) -> Receipt:
         body = {"amount_fen": amount_fen, "request_id": request_id}
@@ -152,14 +155,14 @@ class HttpClient:
         return self._call("GET", "/v1/balance", token, None)["balance_fen"]
 
     def register_operator(self, name: str) -> Registration:
-        return Registration(**self._call("POST", "/v1/operators", None, {"name": name}))
+        return Registration(**self._create("/v1/operators", None, {"name": name}))
 
     def register_reader(self, operator_token: str, name: str) -> Registration:
-        return Registration(**self._call("POST", "/v1/readers", operator_token, {"name": name}))
+        return Registration(**self._create("/v1/readers", operator_token, {"name": name}))
 
     def claim_bus_card(self, token: str, rider_public_key: bytes) -> bytes:
         body = {"rider_public_key": rider_public_key.hex()}
-        return bytes.fromhex(self._call("POST", "/v1/buscards", token, body)["credential"])
+        return bytes.fromhex(self._create("/v1/buscards", token, body)["credential"])
 
     def transit_public_keys(self, reader_token: str) -> dict[int, bytes]:
         keys = self._call("GET", "/v1/transit/keys", reader_token, None)["keys"]
@@ -189,11 +192,24 @@ class HttpClient:
     def close(self) -> None:
         self._http.close()
 
+    def _create(self, path: str, token: str | None, body: dict) -> Any:
+        """A creating call under a fresh Idempotency-Key, so retrying it is safe."""
+        return self._call("POST", path, token, body, retry=True, key=uuid.uuid4().hex)
+
     def _call(
-        self, method: str, path: str, token: str | None, body: dict | None, retry: bool = False
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        body: dict | None,
+        retry: bool = False,
+        key: str | None = None,
     ) -> Any:
-        """One request; idempotent ones are retried on transport errors and 503."""
+        """One request; idempotent ones are retried on transport errors and 503 (and on
+        request_in_progress, when a retry overtook the first attempt)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if key is not None:
+            headers["Idempotency-Key"] = key
         attempts = HTTP_RETRIES_MAX if retry else 1
         for attempt in range(attempts):
             try:
@@ -202,10 +218,17 @@ class HttpClient:
                 if attempt + 1 == attempts:
                     raise StorageUnavailable("storage_unavailable", f"transport: {exc}") from exc
                 continue
-            if resp.status_code == 503 and attempt + 1 < attempts:
+            if _transient(resp) and attempt + 1 < attempts:
+                time.sleep(RETRY_PAUSE_S * (attempt + 1))
                 continue
             return _result(resp)
         raise AssertionError("the loop returns or raises")
+
+
+def _transient(resp: httpx.Response) -> bool:
+    if resp.status_code == 503:
+        return True
+    return resp.status_code == 409 and "request_in_progress" in resp.text
 
 
 def _result(resp: httpx.Response) -> Any:

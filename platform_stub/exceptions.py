@@ -20,7 +20,8 @@ event log of a run and in the tests. Messages are for people and may change.
         │                               reader_queue_full (offline transit taps)
         ├── Rejected              409   exceeds_credits, exceeds_debits,
         │                               exists_with_different_fields,
-        │                               pending_already_resolved, amount_mismatch
+        │                               pending_already_resolved, amount_mismatch,
+        │                               request_in_progress
         └── StorageUnavailable    503   storage_unavailable (retry with the same id)
 
 Programmer errors (a broken ledger invariant) are assertions, not CashlessErrors.
@@ -131,6 +132,7 @@ class Rejected(PlatformError):
             "exists_with_different_fields",
             "pending_already_resolved",
             "amount_mismatch",
+            "request_in_progress",
         }
     )
 

@@ -119,3 +119,15 @@ def test_statement_pages_through_own_transfers_only(live_server: str, client: Ht
     assert all(line["direction"] == "in" for line in first + rest)
     bad = httpx.get(f"{live_server}/v1/statement?limit=0", headers=auth)
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_request"
+
+
+def test_an_idempotency_key_makes_a_registration_happen_once(live_server: str) -> None:
+    headers = {"Idempotency-Key": "reg-1"}
+    first = httpx.post(f"{live_server}/v1/residents", json={"name": "周九"}, headers=headers)
+    again = httpx.post(f"{live_server}/v1/residents", json={"name": "周九"}, headers=headers)
+    other = httpx.post(f"{live_server}/v1/residents", json={"name": "吴十"}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert other.status_code == 409 and other.json()["code"] == "exists_with_different_fields"
+    fresh = httpx.post(f"{live_server}/v1/residents", json={"name": "周九"})
+    assert fresh.json()["participant_id"] == first.json()["participant_id"] + 1
