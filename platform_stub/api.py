@@ -20,6 +20,7 @@ from platform_stub.clearing import BATCH_TAPS_MAX, UploadedTap
 from platform_stub.exceptions import CashlessError, RequestTooLarge
 from platform_stub.features import feature_modules
 from platform_stub.idempotency import IdempotencyStore
+from platform_stub.openapi_errors import errors
 from platform_stub.service import Platform
 
 REQUEST_BYTES_MAX = 64 * 1024
@@ -141,45 +142,92 @@ def _install_size_limit(app: FastAPI) -> None:
 
 def _add_routes(app: FastAPI, platform: Platform) -> None:
     store = app.state.idempotency
+
     @app.get("/health")
     def health() -> dict:
         return {"status": "ok"}
 
-    @app.post("/v1/residents", status_code=201)
+    @app.post(
+        "/v1/residents",
+        status_code=201,
+        responses=errors("exists_with_different_fields", "request_in_progress", credential=False),
+    )
     def register_resident(body: NewResident, key: IdemKey = None) -> dict:
-        return store.run(_scope("/v1/residents", None), key, body.model_dump(),
-                         lambda: asdict(platform.register_resident(body.name)))
+        return store.run(
+            _scope("/v1/residents", None),
+            key,
+            body.model_dump(),
+            lambda: asdict(platform.register_resident(body.name)),
+        )
 
-    @app.post("/v1/merchants", status_code=201)
+    @app.post(
+        "/v1/merchants",
+        status_code=201,
+        responses=errors("exists_with_different_fields", "request_in_progress", credential=False),
+    )
     def register_merchant(body: NewMerchant, key: IdemKey = None) -> dict:
-        return store.run(_scope("/v1/merchants", None), key, body.model_dump(),
-                         lambda: asdict(platform.register_merchant(body.name, body.city, body.mcc)))
+        return store.run(
+            _scope("/v1/merchants", None),
+            key,
+            body.model_dump(),
+            lambda: asdict(platform.register_merchant(body.name, body.city, body.mcc)),
+        )
 
-    @app.post("/v1/cards", status_code=201)
+    @app.post(
+        "/v1/cards",
+        status_code=201,
+        responses=errors("card_invalid", "exists_with_different_fields", "request_in_progress"),
+    )
     def bind_card(body: CardBinding, token: Token, key: IdemKey = None) -> dict:
-        return store.run(_scope("/v1/cards", token), key, body.model_dump(),
-                         lambda: {"card": platform.bind_card(token, body.card_number, body.bank)})
+        return store.run(
+            _scope("/v1/cards", token),
+            key,
+            body.model_dump(),
+            lambda: {"card": platform.bind_card(token, body.card_number, body.bank)},
+        )
 
-    @app.post("/v1/topups", status_code=201)
+    @app.post(
+        "/v1/topups",
+        status_code=201,
+        responses=errors("amount_invalid", "card_not_bound", "exists_with_different_fields"),
+    )
     def top_up(body: TopUp, token: Token) -> dict:
         return asdict(platform.top_up(token, body.amount_fen, body.request_id))
 
-    @app.post("/v1/withdrawals", status_code=201)
+    @app.post(
+        "/v1/withdrawals",
+        status_code=201,
+        responses=errors(
+            "amount_invalid", "card_not_bound", "exceeds_credits", "exists_with_different_fields"
+        ),
+    )
     def withdraw(body: TopUp, token: Token) -> dict:
         return asdict(platform.withdraw(token, body.amount_fen, body.request_id))
 
-    @app.post("/v1/payments", status_code=201)
+    @app.post(
+        "/v1/payments",
+        status_code=201,
+        responses=errors(
+            "qr_malformed",
+            "qr_crc_mismatch",
+            "amount_invalid",
+            "amount_mismatch",
+            "merchant_not_found",
+            "exceeds_credits",
+            "exists_with_different_fields",
+        ),
+    )
     def pay_merchant(body: MerchantPayment, token: Token) -> dict:
         receipt = platform.pay_merchant(
             token, body.collection_code, body.amount_fen, body.request_id
         )
         return asdict(receipt)
 
-    @app.get("/v1/balance")
+    @app.get("/v1/balance", responses=errors())
     def balance(token: Token) -> dict:
         return {"balance_fen": platform.balance_fen(token)}
 
-    @app.get("/v1/statement")
+    @app.get("/v1/statement", responses=errors())
     def statement(token: Token, limit: int = 50, offset: int = 0) -> dict:
         lines = platform.statement(token, limit, offset)
         return {"lines": [asdict(line) for line in lines], "limit": limit, "offset": offset}
@@ -188,17 +236,37 @@ def _add_routes(app: FastAPI, platform: Platform) -> None:
 def _add_transit_routes(app: FastAPI, platform: Platform) -> None:
     transit, store = platform.transit, app.state.idempotency
 
-    @app.post("/v1/operators", status_code=201)
+    @app.post(
+        "/v1/operators",
+        status_code=201,
+        responses=errors("exists_with_different_fields", "request_in_progress", credential=False),
+    )
     def register_operator(body: NewOperator, key: IdemKey = None) -> dict:
-        return store.run(_scope("/v1/operators", None), key, body.model_dump(),
-                         lambda: asdict(transit.register_operator(body.name)))
+        return store.run(
+            _scope("/v1/operators", None),
+            key,
+            body.model_dump(),
+            lambda: asdict(transit.register_operator(body.name)),
+        )
 
-    @app.post("/v1/readers", status_code=201)
+    @app.post(
+        "/v1/readers",
+        status_code=201,
+        responses=errors("exists_with_different_fields", "request_in_progress"),
+    )
     def register_reader(body: NewOperator, token: Token, key: IdemKey = None) -> dict:
-        return store.run(_scope("/v1/readers", token), key, body.model_dump(),
-                         lambda: asdict(transit.register_reader(token, body.name)))
+        return store.run(
+            _scope("/v1/readers", token),
+            key,
+            body.model_dump(),
+            lambda: asdict(transit.register_reader(token, body.name)),
+        )
 
-    @app.post("/v1/buscards", status_code=201)
+    @app.post(
+        "/v1/buscards",
+        status_code=201,
+        responses=errors("exists_with_different_fields", "request_in_progress"),
+    )
     def claim_bus_card(body: BusCardClaim, token: Token, key: IdemKey = None) -> dict:
         def claim() -> dict:
             credential = transit.claim_bus_card(token, bytes.fromhex(body.rider_public_key))
@@ -206,36 +274,36 @@ def _add_transit_routes(app: FastAPI, platform: Platform) -> None:
 
         return store.run(_scope("/v1/buscards", token), key, body.model_dump(), claim)
 
-    @app.post("/v1/buscards/revoke")
+    @app.post("/v1/buscards/revoke", responses=errors("card_not_bound"))
     def revoke_bus_card(token: Token) -> dict:
         transit.revoke_bus_card(token)
         return {"revoked": True}
 
-    @app.get("/v1/transit/keys")
+    @app.get("/v1/transit/keys", responses=errors())
     def public_keys(token: Token) -> dict:
         return {"keys": {str(k): v.hex() for k, v in transit.public_keys(token).items()}}
 
-    @app.get("/v1/transit/deny")
+    @app.get("/v1/transit/deny", responses=errors())
     def deny_delta(token: Token, since: int = 0) -> dict:
         return asdict(transit.deny_delta(token, since))
 
-    @app.post(BATCH_PATH)
+    @app.post(BATCH_PATH, responses=errors("exists_with_different_fields"))
     def upload_taps(body: TapBatch, token: Token) -> dict:
         taps = [UploadedTap(t.reader_seq, t.code, t.scanned_at_s) for t in body.taps]
         outcomes = transit.upload_taps(token, body.batch_id, taps)
         return {"outcomes": [asdict(o) for o in outcomes]}
 
-    @app.post("/v1/transit/keys/rotate")
+    @app.post("/v1/transit/keys/rotate", responses=errors())
     def rotate_keys(token: Token) -> dict:
         platform.admin(token)
         return {"active_key_id": transit.rotate_keys()}
 
-    @app.get("/v1/transit/metrics")
+    @app.get("/v1/transit/metrics", responses=errors())
     def transit_metrics(token: Token) -> dict:
         platform.admin(token)
         return asdict(transit.metrics())
 
-    @app.post("/v1/settlement/close")
+    @app.post("/v1/settlement/close", responses=errors())
     def close_settlement(token: Token) -> dict:
         platform.admin(token)
         report = platform.close_settlement()

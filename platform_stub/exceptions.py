@@ -166,3 +166,11 @@ def platform_error(code: str, detail: str) -> PlatformError:
     if cls is None:
         return PlatformError(code, detail)
     return cls(code, detail)
+
+
+def http_status_of(code: str) -> int:
+    """The HTTP status a code is served with (unknown codes would be a bug: 500)."""
+    cls = _CLASS_BY_CODE.get(code)
+    if cls is None:
+        raise AssertionError(f"unknown error code {code!r}")
+    return cls.http_status

@@ -131,3 +131,21 @@ def test_an_idempotency_key_makes_a_registration_happen_once(live_server: str) -
     assert other.status_code == 409 and other.json()["code"] == "exists_with_different_fields"
     fresh = httpx.post(f"{live_server}/v1/residents", json={"name": "周九"})
     assert fresh.json()["participant_id"] == first.json()["participant_id"] + 1
+
+
+def test_openapi_documents_every_endpoints_problem_codes(live_server: str) -> None:
+    from platform_stub.exceptions import http_status_of
+
+    spec = httpx.get(f"{live_server}/openapi.json").json()
+    for path, operations in spec["paths"].items():
+        if path == "/health":
+            continue
+        for method, operation in operations.items():
+            documented = {
+                int(status): response["description"].removeprefix("Problem codes: ").split(", ")
+                for status, response in operation["responses"].items()
+                if response["description"].startswith("Problem codes: ")
+            }
+            assert 400 in documented, f"{method.upper()} {path} documents no problem codes"
+            for status, codes in documented.items():
+                assert all(http_status_of(code) == status for code in codes), (path, codes)
