@@ -7,9 +7,10 @@ exception classes, so agents see identical outcomes in-process and over HTTP.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
@@ -60,6 +61,20 @@ class NewOperator(BaseModel):
 
 class BusCardClaim(BaseModel):
     rider_public_key: str = Field(pattern=r"^[0-9a-f]{64}$", description="Ed25519, hex")
+
+
+class NewCampaign(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+    discount_fen: int = Field(gt=0, le=1_000_000)
+    min_amount_fen: int = Field(ge=0, le=100_000_000)
+    budget_fen: int = Field(gt=0, le=10**12)
+    start_date: dt.date
+    end_date: dt.date
+    weekdays: list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]] = Field(
+        default=[], max_length=7
+    )
+    mccs: list[Annotated[str, Field(pattern=r"^\d{4}$")]] = Field(default=[], max_length=50)
+    per_person_per_day: int = Field(default=1, gt=0, le=100)
 
 
 class TapIn(BaseModel):
@@ -302,6 +317,26 @@ def _add_transit_routes(app: FastAPI, platform: Platform) -> None:
     def transit_metrics(token: Token) -> dict:
         platform.admin(token)
         return asdict(transit.metrics())
+
+    @app.post(
+        "/v1/campaigns",
+        status_code=201,
+        responses=errors("amount_invalid", "exists_with_different_fields"),
+    )
+    def create_campaign(body: NewCampaign, token: Token) -> dict:
+        platform.admin(token)
+        campaign = platform.promotions.create(
+            body.name,
+            body.discount_fen,
+            body.min_amount_fen,
+            body.budget_fen,
+            body.start_date,
+            body.end_date,
+            tuple(body.weekdays),
+            tuple(body.mccs),
+            body.per_person_per_day,
+        )
+        return asdict(campaign) | {"budget_fen": body.budget_fen}
 
     @app.post("/v1/settlement/close", responses=errors())
     def close_settlement(token: Token) -> dict:

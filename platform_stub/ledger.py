@@ -225,6 +225,15 @@ class Ledger:
                     outcomes.append(err)
         return outcomes
 
+    def outcome_of(self, tx: Tx, transfer_id: str) -> Transfer | PlatformError | None:
+        """What became of ``transfer_id`` whatever its body: the transfer, the recorded
+        refusal, or None if it was never tried (for callers that derive the body)."""
+        row = tx.one(f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (transfer_id,))
+        if row is not None:
+            return Transfer(*row)
+        row = tx.one("SELECT code, detail FROM rejections WHERE id = ?", (transfer_id,))
+        return None if row is None else platform_error(row[0], row[1])
+
     def _previous_outcome(self, tx: Tx, transfer_id: str, body_hash: str) -> Transfer | None:
         row = tx.one(
             f"SELECT {_TRANSFER_COLUMNS}, body_hash FROM transfers WHERE id = ?", (transfer_id,)

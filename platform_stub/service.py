@@ -8,6 +8,7 @@ collide with, or replay, another's id.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -17,22 +18,26 @@ from dataclasses import dataclass
 
 from platform_stub import emv
 from platform_stub.audit import AuditReport, audit
-from platform_stub.clearing import Fares
+from platform_stub.clearing import CHINA_TZ, Fares
 from platform_stub.exceptions import (
     CredentialInvalid,
     CredentialMissing,
     Forbidden,
     InvalidRequest,
     NotFound,
+    PlatformError,
     Rejected,
+    StorageUnavailable,
 )
 from platform_stub.features import feature_modules
 from platform_stub.ledger import (
+    CONFLICT_RETRIES_MAX,
     DEBITS_MUST_NOT_EXCEED_CREDITS,
     Ledger,
     Transfer,
     TransferRequest,
 )
+from platform_stub.promotions import Promotions
 from platform_stub.settlement import Settlement, SettlementReport
 from platform_stub.storage import Database, Tx, open_database
 from platform_stub.transit_service import TransitService
@@ -79,10 +84,14 @@ class Registration:
 
 @dataclass(frozen=True)
 class Receipt:
+    """What a money move did. ``amount_fen`` is what the payer paid; a campaign paid
+    ``discount_fen`` on top, so the merchant received their sum."""
+
     transfer_id: str
     amount_fen: int
     debit_account_id: int
     credit_account_id: int
+    discount_fen: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,8 @@ class Platform:
         self._cache_lock = threading.Lock()
         self._admin_hash: str | None = None
         self.settlement = Settlement(self.ledger)
+        self.promotions = Promotions(db, self.ledger, self.ident)
+        self.clock: Callable[[], dt.datetime] = china_now  # simulations set their own
         self.transit = TransitService(self, fares or Fares(), keyring_seed)
         self.payment_listeners: list[Callable[[Payment], None]] = []
         for name, module in feature_modules().items():
@@ -254,17 +265,65 @@ class Platform:
         if code.dynamic and code.amount_fen != amount_fen:
             raise Rejected("amount_mismatch", f"code asks {code.amount_fen} fen, not {amount_fen}")
         merchant_account = self._merchant_account(code.merchant_id)
-        return self.pay_to_merchant(who, "pay_merchant", request_id, merchant_account, amount_fen)
+        return self.pay_to_merchant(who, "pay_merchant", request_id, merchant_account,
+                                    amount_fen, code.mcc)
 
     def pay_to_merchant(self, payer: Participant, kind: str, request_id: str,
-                        merchant_account_id: int, amount_fen: int) -> Receipt:
-        """Wallet to merchant, then tell the payment listeners (voice announcements)."""
-        receipt = self._move(payer, kind, request_id, payer.account_id, merchant_account_id,
-                             amount_fen)
-        payment = Payment(receipt.transfer_id, merchant_account_id, amount_fen, kind)
+                        merchant_account_id: int, amount_fen: int, mcc: str = "") -> Receipt:
+        """Wallet to merchant, less any campaign discount (the campaign pays that part),
+        then tell the payment listeners (voice announcements)."""
+        _check_request_id(request_id)
+        transfer_id = f"{payer.id}:{kind}:{request_id}"
+        for attempt in range(CONFLICT_RETRIES_MAX):
+            try:
+                receipt = self._pay_once(payer, kind, transfer_id, merchant_account_id,
+                                         amount_fen, mcc)
+                break
+            except StorageUnavailable:
+                if attempt + 1 == CONFLICT_RETRIES_MAX:
+                    raise
+        payment = Payment(transfer_id, merchant_account_id, amount_fen, kind)
         for listener in self.payment_listeners:
             listener(payment)
         return receipt
+
+    def _pay_once(self, payer: Participant, kind: str, transfer_id: str,
+                  merchant_account_id: int, amount_fen: int, mcc: str) -> Receipt:
+        """One transaction: replay a known id as it went, else price, pay, discount."""
+        refusal: PlatformError | None = None
+        with self.db.transaction() as tx:
+            prior = self.ledger.outcome_of(tx, transfer_id)
+            if isinstance(prior, PlatformError):
+                refusal = prior
+            elif prior is not None or self.promotions.discount_given(tx, transfer_id):
+                return self._receipt_of(tx, transfer_id, payer, merchant_account_id)
+            else:
+                try:
+                    return self._pay_fresh(tx, payer, kind, transfer_id, merchant_account_id,
+                                           amount_fen, mcc)
+                except PlatformError as err:
+                    refusal = err  # the refusal's record commits with this transaction
+        raise refusal
+
+    def _pay_fresh(self, tx: Tx, payer: Participant, kind: str, transfer_id: str,
+                   merchant_account_id: int, amount_fen: int, mcc: str) -> Receipt:
+        day = self.clock().date()
+        offer = self.promotions.offer(tx, payer.id, mcc, amount_fen, day)
+        discount = offer[1] if offer else 0
+        if amount_fen > discount:
+            self.ledger.transfer(tx, TransferRequest(
+                transfer_id, payer.account_id, merchant_account_id, amount_fen - discount, kind))
+        if offer:
+            self.promotions.grant(tx, offer[0], payer.id, merchant_account_id, discount, day,
+                                  transfer_id)
+        return self._receipt_of(tx, transfer_id, payer, merchant_account_id)
+
+    def _receipt_of(self, tx: Tx, transfer_id: str, payer: Participant,
+                    merchant_account_id: int) -> Receipt:
+        paid = self.ledger.outcome_of(tx, transfer_id)
+        discount = self.promotions.discount_given(tx, transfer_id) or 0
+        paid_fen = paid.amount_fen if paid is not None else 0
+        return Receipt(transfer_id, paid_fen, payer.account_id, merchant_account_id, discount)
 
     def balance_fen(self, token: str) -> int:
         who = self.account_holder(token)
@@ -363,6 +422,11 @@ class Platform:
         return Receipt(
             transfer.id, transfer.amount_fen, transfer.debit_account_id, transfer.credit_account_id
         )
+
+
+def china_now() -> dt.datetime:
+    """The platform's clock: wall time in China (campaign days are local days)."""
+    return dt.datetime.now(CHINA_TZ)
 
 
 def _hash(token: str) -> str:
