@@ -64,6 +64,7 @@ class CityModel(mesa.Model):
         self.client = client
         self.log = EventLog()
         self.day = 0
+        self.now = self.clock(0)  # simulated local time of the activity under way
         self.daily_rows: list[dict[str, Any]] = []
         self.tap_rows: list[dict[str, Any]] = []
         self.settlement_rows: list[dict[str, Any]] = []
@@ -215,7 +216,8 @@ class CityModel(mesa.Model):
             key=lambda a: a[0],
         )
         for minute, kind, args in activities:
-            channel = getattr(self, f"_do_{kind}")(self.clock(minute), *args)
+            self.now = self.clock(minute)
+            channel = getattr(self, f"_do_{kind}")(self.now, *args)
             if channel:
                 counts[channel] += 1
                 if channel == "declined":

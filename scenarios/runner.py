@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from agents import CityModel
 from platform_stub import HttpClient, InProcessClient, Platform, PlatformClient
 from platform_stub.audit import AuditReport
+from platform_stub.clearing import CHINA_TZ
 from platform_stub.exceptions import PlatformError
 from platform_stub.transit_service import TransitMetrics
 from scenarios.loader import dump_toml
@@ -94,6 +95,8 @@ def run_scenario(
     client: PlatformClient = HttpClient(platform_url) if platform_url else InProcessClient(platform)
     try:
         model = CityModel(scenario, client, seed=seed)
+        if platform:  # campaigns run on local days: the in-process platform keeps sim time
+            platform.clock = lambda: model.now.replace(tzinfo=CHINA_TZ)
         _step_with_progress(model, console)
         audit = platform.audit() if platform else None
         metrics = _transit_metrics(client)
