@@ -30,6 +30,7 @@ EVENT_SCHEMA = {
     "status": pl.Utf8,
     "error_code": pl.Utf8,
     "latency_us": pl.Int64,
+    "target_id": pl.Int64,  # the other party's index (the merchant paid), for replays
 }
 
 
@@ -63,6 +64,7 @@ class EventLog:
         amount_fen: int,
         fn: Callable[..., T],
         *args: Any,
+        target_id: int | None = None,
     ) -> Outcome:
         """Make one platform call, time it, and record the outcome; refusals are data."""
         start_ns = time.perf_counter_ns()
@@ -82,6 +84,7 @@ class EventLog:
             "ok" if outcome.ok else "rejected",
             outcome.error_code,
             latency_us,
+            target_id,
         )
         for name, value in zip(self._cols, row, strict=True):
             self._cols[name].append(value)

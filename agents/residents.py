@@ -141,17 +141,18 @@ class Resident(mesa.Agent):
             merchant.collection_code,
             amount_fen,
             self._request_id(),
+            target_id=merchant.index,
         )
         if not paid.ok:
             return "declined"
-        self.balance_fen -= amount_fen
+        self.balance_fen -= paid.value.amount_fen  # a campaign may have paid part
         return "merchant_qr"
 
     def _request_id(self) -> str:
         self._requests += 1
         return f"r{self._requests}"
 
-    def _call(self, when, operation, channel, amount_fen, fn, *args):  # noqa: ANN001, ANN202
+    def _call(self, when, operation, channel, amount_fen, fn, *args, target_id=None):  # noqa: ANN001, ANN202
         return self.model.log.call(
             when,
             self.model.day,
@@ -162,4 +163,5 @@ class Resident(mesa.Agent):
             amount_fen,
             fn,
             *args,
+            target_id=target_id,
         )

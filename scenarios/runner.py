@@ -36,6 +36,7 @@ RUN_FILES = (
     "events.parquet",
     "daily.parquet",
     "taps.parquet",
+    "trace.parquet",
     "settlement.csv",
     "settlement.parquet",
     "summary.json",
@@ -44,6 +45,7 @@ RUN_FILES = (
     f"{LEDGER_FILE}-wal",
     f"{LEDGER_FILE}-shm",
 )
+TRACE_COLUMNS = ("time", "day", "agent_id", "segment", "operation", "amount_fen", "target_id")
 TAP_SCHEMA = {
     "day": pl.Int32,
     "reader_id": pl.Utf8,
@@ -151,6 +153,7 @@ def _write_outputs(
     daily = pl.DataFrame(model.daily_rows)
     taps = pl.DataFrame(model.tap_rows, schema=TAP_SCHEMA)
     events.write_parquet(out_dir / "events.parquet")
+    events.select(TRACE_COLUMNS).write_parquet(out_dir / "trace.parquet")
     daily.write_parquet(out_dir / "daily.parquet")
     taps.write_parquet(out_dir / "taps.parquet")
     _write_settlement(model, out_dir)

@@ -56,6 +56,7 @@ def _operation_events(rng: np.random.Generator, op: str, n: int, median: int) ->
         "status": np.where(rejected, "rejected", "ok"),
         "error_code": [("exceeds_credits" if r else None) for r in rejected],
         "latency_us": np.maximum(1, median * rng.lognormal(0, 0.8, n)).astype(np.int64),
+        "target_id": rng.integers(0, 20, n) if op == "pay_merchant" else [None] * n,
     }
     return pl.DataFrame(data, schema=EVENT_SCHEMA)
 
