@@ -273,10 +273,14 @@ class CityModel(mesa.Model):
         self.bus_list[bus].connect(when, covered)
 
     def park_buses(self) -> None:
-        """At the depot every reader has a network and uploads everything."""
+        """At the depot a reader uploads everything if the depot has a network; a bus
+        whose depot has none stays offline until its next connection (days, maybe).
+        On the last day every reader is collected, so no tap is left behind."""
         when = self.clock(DEPOT_MIN)
-        for bus in self.bus_list:
-            bus.connect(when, covered=True)
+        last_day = self.day + 1 >= self.scenario.city.days
+        covered = self.rng.random(len(self.bus_list)) < self.scenario.transit.depot_coverage
+        for bus, has_network in zip(self.bus_list, covered, strict=True):
+            bus.connect(when, covered=bool(has_network) or last_day)
 
     def close_settlement_window(self) -> None:
         when = self.clock(DEPOT_MIN + 30)

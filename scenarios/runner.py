@@ -11,6 +11,8 @@ run folder/
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -24,8 +26,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from agents import CityModel
 from platform_stub import HttpClient, InProcessClient, Platform, PlatformClient
 from platform_stub.audit import AuditReport
-from platform_stub.clearing import CHINA_TZ
+from platform_stub.clearing import CHINA_TZ, PROMO_ACCOUNT, Fares
 from platform_stub.exceptions import PlatformError
+from platform_stub.ledger import DEBITS_MUST_NOT_EXCEED_CREDITS, TransferRequest
+from platform_stub.promotions import MARKETING_ACCOUNT
 from platform_stub.transit_service import TransitMetrics
 from scenarios.loader import dump_toml
 from scenarios.schema import SEGMENTS, Scenario
@@ -93,7 +97,7 @@ def run_scenario(
     _prepare(out_dir)
     (out_dir / "scenario.resolved.toml").write_text(dump_toml(scenario), encoding="utf-8")
     started = time.perf_counter()
-    platform = None if platform_url else Platform.open(f"sqlite:///{out_dir / LEDGER_FILE}")
+    platform = None if platform_url else open_platform(scenario, out_dir / LEDGER_FILE)
     client: PlatformClient = HttpClient(platform_url) if platform_url else InProcessClient(platform)
     try:
         model = CityModel(scenario, client, seed=seed)
@@ -107,6 +111,33 @@ def run_scenario(
         if platform:
             platform.close()
     return _write_outputs(model, audit, metrics, out_dir, time.perf_counter() - started)
+
+
+def open_platform(scenario: Scenario, ledger_path: Path) -> Platform:
+    """The in-process platform, configured by the scenario: fares, free-ride days and
+    the free-ride campaign's budget (funded from the platform's marketing account)."""
+    keyring_seed = hashlib.sha256(f"platform keys, seed {scenario.seed}".encode()).digest()
+    platform = Platform.open(f"sqlite:///{ledger_path}", fares=scenario_fares(scenario),
+                             keyring_seed=keyring_seed)
+    budget_fen = scenario.transit.free_ride_budget_fen
+    if budget_fen > 0:
+        with platform.db.transaction() as tx:
+            promo = platform.ledger.create_account(tx, PROMO_ACCOUNT, "promotion",
+                                                   DEBITS_MUST_NOT_EXCEED_CREDITS)
+            marketing = platform.ledger.create_account(tx, MARKETING_ACCOUNT, "platform", 0)
+            platform.ledger.transfer(tx, TransferRequest(
+                "campaign:free_rides:budget", marketing.id, promo.id, budget_fen,
+                "campaign_budget"))
+    return platform
+
+
+def scenario_fares(scenario: Scenario) -> Fares:
+    """Fares and the dates of the scenario's free-ride weekdays within its run."""
+    transit, city = scenario.transit, scenario.city
+    days = (city.start_date + dt.timedelta(days=n) for n in range(city.days))
+    free = frozenset(d for d in days if d.strftime("%a") in transit.free_ride_weekdays)
+    return Fares(fare_fen=transit.fare_fen, transfer_discount_fen=transit.transfer_discount_fen,
+                 transfer_window_s=transit.transfer_window_min * 60, free_ride_dates=free)
 
 
 def _transit_metrics(client: PlatformClient) -> TransitMetrics | None:

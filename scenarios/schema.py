@@ -113,6 +113,10 @@ class Transit(Strict):
         description="Chance a reader has a network after a rush hour; at the depot "
         "at night every reader uploads.",
     )
+    depot_coverage: float = Field(
+        ge=0, le=1, description="Chance a depot has a network at night; readers of the others "
+        "stay offline, perhaps for days, until a connection."
+    )
     fare_fen: int = Field(ge=0, le=10_000, description="Flat fare per ride.")
     transfer_discount_fen: int = Field(ge=0, le=10_000, description="Off a ride within the window.")
     transfer_window_min: int = Field(ge=0, le=24 * 60, description="Transfer window after a ride.")

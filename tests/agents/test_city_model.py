@@ -137,3 +137,17 @@ def test_events_and_taps_agree_with_the_ledger(tmp_path: Path, seed: int) -> Non
     settlement = pl.read_parquet(result.out_dir / "settlement.parquet")
     assert settlement["net_fen"].sum() == 0
     assert result.summary["ledger"]["audit_ok"] is True
+
+
+def test_free_ride_days_are_paid_by_the_campaign_and_only_on_those_days(tmp_path: Path) -> None:
+    scenario = load_scenario(TINY_SCENARIO, {"transit.free_ride_weekdays": ["Fri"],
+                                             "transit.free_ride_budget_fen": 1_000_000})
+    result = run_scenario(scenario, tmp_path / "run", seed=4)
+    taps = pl.read_parquet(result.out_dir / "taps.parquet").with_columns(
+        pl.from_epoch("tapped_at_s").dt.convert_time_zone("Asia/Shanghai").dt.weekday()
+        .alias("weekday"))
+    cleared = taps.filter(pl.col("outcome") == "cleared")
+    friday = cleared.filter(pl.col("weekday") == 5)
+    assert friday.height > 0 and (friday["promo_fen"] == friday["fare_fen"]).all()
+    assert (cleared.filter(pl.col("weekday") != 5)["promo_fen"] == 0).all()
+    assert result.summary["ledger"]["audit_ok"] is True

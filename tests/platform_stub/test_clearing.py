@@ -260,3 +260,14 @@ def test_a_reader_cannot_pass_off_another_readers_batch(world) -> None:
         platform.transit.upload_taps(token_b, batch.batch_id, taps)
     [stolen] = platform.transit.upload_taps(token_b, "stolen", taps)  # same codes, new id
     assert stolen.reason == "replayed_code" and platform.balance_fen(rider.token) == 800
+
+
+def test_a_code_made_after_its_credential_expired_is_rejected_at_clearing(world) -> None:
+    platform, operator = world
+    rider = make_rider(platform, 1, 1000)
+    token, _ = make_reader(platform, operator.token, "bus-1")
+    late_s = rider.credential.expires_at_s + 3600
+    [outcome] = platform.transit.upload_taps(
+        token, "late-1", [UploadedTap(1, rider.code(late_s), late_s)])
+    assert (outcome.outcome, outcome.reason) == ("rejected", "credential_expired")
+    assert platform.balance_fen(rider.token) == 1000
