@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -84,6 +85,58 @@ def print_summary(summary: dict[str, Any], folder: Path) -> None:
     table.add_row("ledger transfers", f"{ledger['transfer_count'] or 0:,}")
     out.print(table)
     out.print(f"Run folder: {folder}  (report: {folder / 'report.html'})")
+
+
+@app.command()
+def scenarios() -> None:
+    """List the scenario library with a line on each."""
+    from scenarios.loader import LIBRARY_DIR, load_scenario
+
+    table = Table(title=f"Scenario library ({LIBRARY_DIR})")
+    table.add_column("name")
+    table.add_column("description")
+    for path in sorted(LIBRARY_DIR.glob("*.toml")):
+        try:
+            table.add_row(path.stem, load_scenario(path).description)
+        except ScenarioError as exc:
+            table.add_row(path.stem, f"[red]invalid: {exc.detail}[/]")
+    out.print(table)
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[str, typer.Argument(help="Scenario file, or a library name.")],
+    seeds: Annotated[int, typer.Option(help="Seeds per grid point.")] = 5,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="key=value applied to every run (TOML values).")] = None,
+    grid: Annotated[list[str] | None, typer.Option(
+        help="key=v1,v2,... one axis of the grid.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Sweep folder.")] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Parallel processes.")] = os.cpu_count() or 1,
+) -> None:
+    """Run a scenario over seeds and a parameter grid in parallel; resumes where it stopped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from scenarios.loader import load_scenario
+    from scenarios.sweep import SweepPlan, finished, parse_assignment, parse_grid, run_sweep
+
+    try:
+        plan = SweepPlan(scenario, seeds, dict(parse_assignment(s, "--set") for s in set_ or []),
+                         dict(parse_grid(g) for g in grid or []))
+        folder = out_dir or Path("runs") / f"sweep-{Path(scenario).stem}"
+        specs = plan.runs(folder, load_scenario(scenario, plan.sets).seed)
+        already = sum(finished(spec) for spec in specs)
+        with Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=err) as progress:
+            task = progress.add_task("runs", total=len(specs), completed=already)
+            table = run_sweep(plan, folder, jobs, lambda spec, ok: progress.advance(task))
+    except ScenarioError as exc:
+        raise fail(exc.detail, 2) from None
+    failed = table.filter(table["status"] != "ok").height
+    out.print(f"{table.height - failed} of {table.height} runs finished; table: "
+              f"{folder / 'runs.csv'}")
+    if failed:
+        raise fail(f"{failed} run(s) failed; see the error column of {folder / 'runs.csv'}")
 
 
 @app.command()
