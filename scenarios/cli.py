@@ -88,6 +88,22 @@ def print_summary(summary: dict[str, Any], folder: Path) -> None:
 
 
 @app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `cashless run`.")],
+) -> None:
+    """Rebuild a run folder's report.html and figures from its data files."""
+    from reports import build_run_report
+
+    if not (run_dir / "summary.json").is_file():
+        raise fail(f"{run_dir} is not a run folder (no summary.json)", 2)
+    try:
+        page = build_run_report(run_dir)
+    except FileNotFoundError as exc:
+        raise fail(str(exc), 2) from None
+    out.print(f"Report: {page}")
+
+
+@app.command()
 def scenarios() -> None:
     """List the scenario library with a line on each."""
     from scenarios.loader import LIBRARY_DIR, load_scenario

@@ -75,3 +75,20 @@ def test_serve_publishes_openapi_on_loopback(tmp_path: Path) -> None:
 
 def test_durations_parse_with_units() -> None:
     assert [parse_duration_s(t) for t in ("20s", "2m", "1h", "7")] == [20, 120, 3600, 7]
+
+
+def test_report_rebuilds_the_pictures_of_a_run_folder(tmp_path: Path) -> None:
+    from scenarios.loader import load_scenario
+    from scenarios.runner import run_scenario
+    from tests.conftest import TINY_SCENARIO
+
+    folder = run_scenario(load_scenario(TINY_SCENARIO, {"city.days": 2}), tmp_path / "r").out_dir
+    (folder / "report.html").unlink()
+    for png in (folder / "figures").glob("*.png"):
+        png.unlink()
+    result = CliRunner().invoke(app, ["report", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert (folder / "report.html").stat().st_size > 10_000
+    assert len(list((folder / "figures").glob("*.png"))) >= 3
+    missing = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
+    assert missing.exit_code == 2 and "not a run folder" in missing.output
