@@ -53,7 +53,7 @@ class AuditReport:
 
 def audit(db: Database) -> AuditReport:
     """Run every invariant check in one read transaction."""
-    with db.transaction() as tx:
+    with db.transaction(write=False) as tx:
         report = AuditReport(
             transfer_count=tx.one("SELECT COUNT(*) FROM transfers")[0],
             account_count=tx.one("SELECT COUNT(*) FROM accounts")[0],

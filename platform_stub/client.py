@@ -8,6 +8,8 @@ gives the same outcome on either.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import time
 import uuid
@@ -19,6 +21,11 @@ import httpx
 from platform_stub.buscards import DenyDelta
 from platform_stub.clearing import TapOutcome, UploadedTap
 from platform_stub.exceptions import PlatformError, StorageUnavailable, platform_error
+from platform_stub.features.announcements import Announcement
+from platform_stub.features.bills import Bill
+from platform_stub.features.community import Booking, Offer
+from platform_stub.features.credit import CreditScore
+from platform_stub.features.hospital import Charge, Visit
 from platform_stub.service import Platform, Receipt, Registration
 from platform_stub.settlement import Position, SettlementReport
 from platform_stub.transit_service import TransitMetrics
@@ -28,6 +35,7 @@ ADMIN_TOKEN_ENV = "CASHLESS_ADMIN_TOKEN"
 HTTP_TIMEOUT_S = 10.0
 HTTP_RETRIES_MAX = 3
 RETRY_PAUSE_S = 0.05
+_VISITS = "/v1/hospital/visits"
 
 
 class PlatformClient(Protocol):
@@ -41,6 +49,16 @@ class PlatformClient(Protocol):
     def pay_merchant(
         self, token: str, collection_code: str, amount_fen: int, request_id: str
     ) -> Receipt: ...
+    def issue_paycode(self, token: str) -> str: ...
+    def charge_paycode(
+        self, merchant_token: str, code: str, amount_fen: int, request_id: str
+    ) -> Receipt: ...
+    def refund(
+        self, merchant_token: str, transfer_id: str, amount_fen: int, request_id: str
+    ) -> Receipt: ...
+    def announcements(
+        self, merchant_token: str, since_seq: int = 0, limit: int = 100
+    ) -> list[Announcement]: ...
     def balance_fen(self, token: str) -> int: ...
     def register_operator(self, name: str) -> Registration: ...
     def register_reader(self, operator_token: str, name: str) -> Registration: ...
@@ -50,6 +68,28 @@ class PlatformClient(Protocol):
     def upload_taps(
         self, reader_token: str, batch_id: str, taps: list[UploadedTap]
     ) -> list[TapOutcome]: ...
+    def credit_score(self, token: str) -> CreditScore: ...
+    def register_hospital(self, name: str) -> Registration: ...
+    def open_visit(self, token: str, hospital_id: int, request_id: str) -> Visit: ...
+    def visit(self, token: str, visit_id: int) -> Visit: ...
+    def add_charge(
+        self, hospital_token: str, visit_id: int, amount_fen: int, item: str, request_id: str
+    ) -> Charge: ...
+    def pay_charge(
+        self, token: str, visit_id: int, charge_id: int, request_id: str
+    ) -> Receipt: ...
+    def finalize_visit(self, hospital_token: str, visit_id: int) -> Visit: ...
+    def cancel_visit(self, hospital_token: str, visit_id: int) -> Visit: ...
+    def register_biller(self, name: str) -> Registration: ...
+    def present_bill(
+        self, biller_token: str, resident_id: int, amount_fen: int, due_date: dt.date,
+        reference: str, request_id: str,
+    ) -> Bill: ...
+    def list_bills(self, token: str) -> list[Bill]: ...
+    def pay_bill(self, token: str, bill_id: int, request_id: str) -> Receipt: ...
+    def register_provider(self, name: str) -> Registration: ...
+    def publish_service(self, provider_token: str, name: str, price_fen: int) -> Offer: ...
+    def book_service(self, token: str, service_id: int, request_id: str) -> Booking: ...
     def close(self) -> None: ...
 
 
@@ -79,6 +119,24 @@ class InProcessClient:
     ) -> Receipt:
         return self.platform.pay_merchant(token, collection_code, amount_fen, request_id)
 
+    def issue_paycode(self, token: str) -> str:
+        return self.platform.paycodes.issue(token).code
+
+    def charge_paycode(
+        self, merchant_token: str, code: str, amount_fen: int, request_id: str
+    ) -> Receipt:
+        return self.platform.paycodes.charge(merchant_token, code, amount_fen, request_id)
+
+    def refund(
+        self, merchant_token: str, transfer_id: str, amount_fen: int, request_id: str
+    ) -> Receipt:
+        return self.platform.refunds.refund(merchant_token, transfer_id, amount_fen, request_id)
+
+    def announcements(
+        self, merchant_token: str, since_seq: int = 0, limit: int = 100
+    ) -> list[Announcement]:
+        return self.platform.announcements.announcements(merchant_token, since_seq, limit)
+
     def balance_fen(self, token: str) -> int:
         return self.platform.balance_fen(token)
 
@@ -107,6 +165,58 @@ class InProcessClient:
 
     def transit_metrics(self) -> TransitMetrics:
         return self.platform.transit.metrics()
+
+    def credit_score(self, token: str) -> CreditScore:
+        return self.platform.credit.my_score(token)
+
+    def register_hospital(self, name: str) -> Registration:
+        return self.platform.hospital.register_hospital(name)
+
+    def open_visit(self, token: str, hospital_id: int, request_id: str) -> Visit:
+        return self.platform.hospital.open_visit(token, hospital_id, request_id)
+
+    def visit(self, token: str, visit_id: int) -> Visit:
+        return self.platform.hospital.visit(token, visit_id)
+
+    def add_charge(
+        self, hospital_token: str, visit_id: int, amount_fen: int, item: str, request_id: str
+    ) -> Charge:
+        return self.platform.hospital.add_charge(
+            hospital_token, visit_id, amount_fen, item, request_id)
+
+    def pay_charge(self, token: str, visit_id: int, charge_id: int, request_id: str) -> Receipt:
+        return self.platform.hospital.pay_charge(token, visit_id, charge_id, request_id)
+
+    def finalize_visit(self, hospital_token: str, visit_id: int) -> Visit:
+        return self.platform.hospital.finalize(hospital_token, visit_id)
+
+    def cancel_visit(self, hospital_token: str, visit_id: int) -> Visit:
+        return self.platform.hospital.cancel(hospital_token, visit_id)
+
+    def register_biller(self, name: str) -> Registration:
+        return self.platform.bills.register_biller(name)
+
+    def present_bill(
+        self, biller_token: str, resident_id: int, amount_fen: int, due_date: dt.date,
+        reference: str, request_id: str,
+    ) -> Bill:
+        return self.platform.bills.present(
+            biller_token, resident_id, amount_fen, due_date, reference, request_id)
+
+    def list_bills(self, token: str) -> list[Bill]:
+        return self.platform.bills.bills(token)
+
+    def pay_bill(self, token: str, bill_id: int, request_id: str) -> Receipt:
+        return self.platform.bills.pay(token, bill_id, request_id)
+
+    def register_provider(self, name: str) -> Registration:
+        return self.platform.community.register_provider(name)
+
+    def publish_service(self, provider_token: str, name: str, price_fen: int) -> Offer:
+        return self.platform.community.publish(provider_token, name, price_fen)
+
+    def book_service(self, token: str, service_id: int, request_id: str) -> Booking:
+        return self.platform.community.book(token, service_id, request_id)
 
     def close(self) -> None:
         """The platform belongs to whoever built it; nothing to release here."""
@@ -151,6 +261,40 @@ class HttpClient:
         }
         return Receipt(**self._call("POST", "/v1/payments", token, body, retry=True))
 
+    def issue_paycode(self, token: str) -> str:
+        """Not retried: a retry would only issue another code, superseding this one."""
+        return self._call("POST", "/v1/paycodes", token, None)["code"]
+
+    def charge_paycode(
+        self, merchant_token: str, code: str, amount_fen: int, request_id: str
+    ) -> Receipt:
+        body = {"code": code, "amount_fen": amount_fen, "request_id": request_id}
+        return Receipt(**self._call("POST", "/v1/paycodes/charge", merchant_token, body,
+                                    retry=True))
+
+    def refund(
+        self, merchant_token: str, transfer_id: str, amount_fen: int, request_id: str
+    ) -> Receipt:
+        body = {"transfer_id": transfer_id, "amount_fen": amount_fen, "request_id": request_id}
+        return Receipt(**self._call("POST", "/v1/refunds", merchant_token, body, retry=True))
+
+    def announcements(
+        self, merchant_token: str, since_seq: int = 0, limit: int = 100
+    ) -> list[Announcement]:
+        """The announcement stream with ``timeout_s=0``: what is there now, then it ends."""
+        params = {"since_seq": since_seq, "max_events": limit, "timeout_s": 0}
+        headers = {"Authorization": f"Bearer {merchant_token}"}
+        try:
+            with self._http.stream("GET", "/v1/announcements", params=params,
+                                   headers=headers) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    return _result(resp)  # raises the problem's exception
+                return [Announcement(**json.loads(line.removeprefix("data:")))
+                        for line in resp.iter_lines() if line.startswith("data:")]
+        except httpx.TransportError as exc:
+            raise StorageUnavailable("storage_unavailable", f"transport: {exc}") from exc
+
     def balance_fen(self, token: str) -> int:
         return self._call("GET", "/v1/balance", token, None)["balance_fen"]
 
@@ -188,6 +332,73 @@ class HttpClient:
 
     def transit_metrics(self) -> TransitMetrics:
         return TransitMetrics(**self._call("GET", "/v1/transit/metrics", self._admin_token, None))
+
+    def credit_score(self, token: str) -> CreditScore:
+        body = self._call("GET", "/v1/credit", token, None)
+        return CreditScore(body["score"], body["factors"])
+
+    def register_hospital(self, name: str) -> Registration:
+        return Registration(**self._create("/v1/hospitals", None, {"name": name}))
+
+    def open_visit(self, token: str, hospital_id: int, request_id: str) -> Visit:
+        body = {"hospital_id": hospital_id, "request_id": request_id}
+        return Visit.from_json(self._call("POST", _VISITS, token, body, retry=True))
+
+    def visit(self, token: str, visit_id: int) -> Visit:
+        return Visit.from_json(self._call("GET", f"{_VISITS}/{visit_id}", token, None))
+
+    def add_charge(
+        self, hospital_token: str, visit_id: int, amount_fen: int, item: str, request_id: str
+    ) -> Charge:
+        body = {"amount_fen": amount_fen, "item": item, "request_id": request_id}
+        path = f"{_VISITS}/{visit_id}/charges"
+        return Charge(**self._call("POST", path, hospital_token, body, retry=True))
+
+    def pay_charge(self, token: str, visit_id: int, charge_id: int, request_id: str) -> Receipt:
+        path = f"{_VISITS}/{visit_id}/charges/{charge_id}/pay"
+        return Receipt(**self._call("POST", path, token, {"request_id": request_id}, retry=True))
+
+    def finalize_visit(self, hospital_token: str, visit_id: int) -> Visit:
+        """Not retried: a retry would find the visit closed; read it to learn the outcome."""
+        path = f"{_VISITS}/{visit_id}/finalize"
+        return Visit.from_json(self._call("POST", path, hospital_token, None))
+
+    def cancel_visit(self, hospital_token: str, visit_id: int) -> Visit:
+        """Not retried, as finalize_visit."""
+        path = f"{_VISITS}/{visit_id}/cancel"
+        return Visit.from_json(self._call("POST", path, hospital_token, None))
+
+    def register_biller(self, name: str) -> Registration:
+        return Registration(**self._create("/v1/billers", None, {"name": name}))
+
+    def present_bill(
+        self, biller_token: str, resident_id: int, amount_fen: int, due_date: dt.date,
+        reference: str, request_id: str,
+    ) -> Bill:
+        body = {"resident_id": resident_id, "amount_fen": amount_fen,
+                "due_date": due_date.isoformat(), "reference": reference,
+                "request_id": request_id}
+        return Bill.from_json(self._call("POST", "/v1/bills", biller_token, body, retry=True))
+
+    def list_bills(self, token: str) -> list[Bill]:
+        bills = self._call("GET", "/v1/bills?limit=100", token, None)["bills"]
+        return [Bill.from_json(b) for b in bills]
+
+    def pay_bill(self, token: str, bill_id: int, request_id: str) -> Receipt:
+        body = {"request_id": request_id}
+        return Receipt(**self._call("POST", f"/v1/bills/{bill_id}/pay", token, body,
+                                    retry=True))
+
+    def register_provider(self, name: str) -> Registration:
+        return Registration(**self._create("/v1/providers", None, {"name": name}))
+
+    def publish_service(self, provider_token: str, name: str, price_fen: int) -> Offer:
+        body = {"name": name, "price_fen": price_fen}
+        return Offer(**self._create("/v1/services", provider_token, body))
+
+    def book_service(self, token: str, service_id: int, request_id: str) -> Booking:
+        body = {"service_id": service_id, "request_id": request_id}
+        return Booking(**self._call("POST", "/v1/bookings", token, body, retry=True))
 
     def close(self) -> None:
         self._http.close()

@@ -14,15 +14,25 @@ event log of a run and in the tests. Messages are for people and may change.
         ├── Forbidden             403   forbidden
         ├── RequestTooLarge       413   request_too_large
         ├── NotFound              404   account_not_found, merchant_not_found,
-        │                               card_not_bound, transfer_not_found
+        │                               card_not_bound, transfer_not_found,
+        │                               paycode_unknown, participant_not_found,
+        │                               bill_not_found, service_not_found,
+        │                               visit_not_found, charge_not_found
         ├── TapRejected           422   code_malformed, signature_invalid, code_expired,
         │                               credential_expired, card_revoked, replayed_code,
         │                               reader_queue_full (offline transit taps)
         ├── Rejected              409   exceeds_credits, exceeds_debits,
         │                               exists_with_different_fields,
         │                               pending_already_resolved, amount_mismatch,
-        │                               request_in_progress
-        └── StorageUnavailable    503   storage_unavailable (retry with the same id)
+        │                               request_in_progress, paycode_used,
+        │                               paycode_superseded, paycode_expired,
+        │                               refund_exceeds_payment, refund_limit_reached,
+        │                               bill_already_paid, service_limit_reached,
+        │                               visit_closed, visit_limit_reached,
+        │                               charge_limit_reached, charges_unpaid,
+        │                               charge_not_due, charge_already_paid
+        ├── StorageUnavailable    503   storage_unavailable (retry with the same id)
+        └── Busy                  503   announcement_streams_full (retry shortly)
 
 Programmer errors (a broken ledger invariant) are assertions, not CashlessErrors.
 """
@@ -95,7 +105,18 @@ class RequestTooLarge(PlatformError):
 class NotFound(PlatformError):
     http_status = 404
     codes = frozenset(
-        {"account_not_found", "merchant_not_found", "card_not_bound", "transfer_not_found"}
+        {
+            "account_not_found",
+            "merchant_not_found",
+            "card_not_bound",
+            "transfer_not_found",
+            "paycode_unknown",
+            "participant_not_found",
+            "bill_not_found",
+            "service_not_found",
+            "visit_not_found",
+            "charge_not_found",
+        }
     )
 
 
@@ -133,6 +154,19 @@ class Rejected(PlatformError):
             "pending_already_resolved",
             "amount_mismatch",
             "request_in_progress",
+            "paycode_used",
+            "paycode_superseded",
+            "paycode_expired",
+            "refund_exceeds_payment",
+            "refund_limit_reached",
+            "bill_already_paid",
+            "service_limit_reached",
+            "visit_closed",
+            "visit_limit_reached",
+            "charge_limit_reached",
+            "charges_unpaid",
+            "charge_not_due",
+            "charge_already_paid",
         }
     )
 
@@ -140,6 +174,14 @@ class Rejected(PlatformError):
 class StorageUnavailable(PlatformError):
     http_status = 503
     codes = frozenset({"storage_unavailable"})
+
+
+class Busy(PlatformError):
+    """A bounded server resource is full (open announcement streams); nothing is wrong
+    with the request, so the same request may be sent again shortly."""
+
+    http_status = 503
+    codes = frozenset({"announcement_streams_full"})
 
 
 PLATFORM_ERRORS: tuple[type[PlatformError], ...] = (
@@ -153,6 +195,7 @@ PLATFORM_ERRORS: tuple[type[PlatformError], ...] = (
     TapRejected,
     Rejected,
     StorageUnavailable,
+    Busy,
 )
 
 _CLASS_BY_CODE: dict[str, type[PlatformError]] = {

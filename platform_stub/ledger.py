@@ -117,6 +117,8 @@ def schema(dialect: str) -> list[str]:
             flags INTEGER NOT NULL, pending_id TEXT, body_hash TEXT NOT NULL,
             timestamp_us BIGINT NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS transfers_pending ON transfers(pending_id)",
+        "CREATE INDEX IF NOT EXISTS transfers_debit ON transfers(debit_account_id, seq)",
+        "CREATE INDEX IF NOT EXISTS transfers_credit ON transfers(credit_account_id, seq)",
         """CREATE TABLE IF NOT EXISTS rejections (
             id TEXT PRIMARY KEY, body_hash TEXT NOT NULL, code TEXT NOT NULL,
             detail TEXT NOT NULL, timestamp_us BIGINT NOT NULL)""",

@@ -45,13 +45,10 @@ from platform_stub.transit_service import TransitService
 REQUEST_ID_CHARS_MAX = 64
 NAME_CHARS_MAX = 64
 STATEMENT_PAGE_MAX = 500
-TOP_UP_FEN_MAX = 5_000_000
+TOP_UP_FEN_MAX = 5_000_000  # 50,000 RMB per top-up, a typical bank-card limit
 ADMIN_TOKEN_CHARS_MIN = 16
-ACCOUNT_HOLDER_KINDS = (
-    "resident",
-    "merchant",
-    "operator",
-)  # 50,000 RMB per top-up, a typical bank-card limit
+# Kinds that hold an account and may read it (a reader shares its operator's, so may not).
+ACCOUNT_HOLDER_KINDS = ("resident", "merchant", "operator", "hospital", "biller", "provider")
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS participants (

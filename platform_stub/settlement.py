@@ -20,7 +20,7 @@ import polars as pl
 from platform_stub.ledger import POST_PENDING, Ledger, TransferRequest
 from platform_stub.storage import Tx, now_us
 
-PAYEE_KINDS = ("merchant", "operator")
+PAYEE_KINDS = ("merchant", "operator", "hospital", "biller", "provider")
 PAYOUT_ACCOUNT = "bank:payouts"
 PAYOUT_KIND = "payout"
 

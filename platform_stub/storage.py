@@ -40,7 +40,7 @@ class Database:
     url: str
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:  # pragma: no cover - interface
+    def transaction(self, write: bool = True) -> Iterator[Tx]:  # pragma: no cover - interface
         raise AssertionError("abstract")
         yield
 
@@ -102,11 +102,13 @@ class SqliteDatabase(Database):
         self._conn.execute("PRAGMA foreign_keys=ON")
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, write: bool = True) -> Iterator[Tx]:
+        """``write=False`` begins a deferred (read) transaction: other processes' writers
+        are not held up while it reads (WAL gives it a consistent snapshot)."""
         with self._lock:
             cur = self._conn.cursor()
             try:
-                cur.execute("BEGIN IMMEDIATE")
+                cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             except sqlite3.OperationalError as exc:
                 raise StorageUnavailable("storage_unavailable", str(exc)) from exc
             try:
@@ -176,10 +178,12 @@ class PostgresDatabase(Database):
         self._slots.release()
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, write: bool = True) -> Iterator[Tx]:
         conn = self._borrow()
         try:
             with conn.cursor() as cur:
+                if not write:  # one snapshot for every statement: audits add up
+                    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 yield Tx(cur, self.dialect)
             conn.commit()
         except (self._psycopg.OperationalError, self._psycopg.IntegrityError) as exc:

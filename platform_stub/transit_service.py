@@ -22,7 +22,7 @@ from platform_stub.transit.keys import PlatformKeyring
 if TYPE_CHECKING:
     from platform_stub.service import Participant, Platform, Registration
 
-CREDIT_LIMIT_FEN = 1_000  # ride-first-pay-later line: five flat fares
+STARTER_CREDIT_LIMIT_FEN = 400  # two flat fares: the first-ride risk open-loop transit accepts
 CREDENTIAL_LIFETIME_S = 365 * 24 * 3600
 KEYRING_SCHEMA = "CREATE TABLE IF NOT EXISTS platform_keyring (id INTEGER PRIMARY KEY, ring TEXT)"
 
@@ -69,12 +69,19 @@ class TransitService:
         if len(rider_public_key) != 32:
             raise InvalidRequest("invalid_request", "rider_public_key must be 32 bytes")
         expires_at_s = int(time.time()) + CREDENTIAL_LIFETIME_S
-        credential = issue_credential(
-            self.keyring, who.id, rider_public_key, CREDIT_LIMIT_FEN, expires_at_s
-        )
+        limit_fen = self.credit_limit_fen(who.id)
+        credential = issue_credential(self.keyring, who.id, rider_public_key, limit_fen,
+                                      expires_at_s)
         with self.platform.db.transaction() as tx:
-            buscards.add_card(tx, self.ledger, who.id, CREDIT_LIMIT_FEN, expires_at_s)
+            buscards.add_card(tx, self.ledger, who.id, limit_fen, expires_at_s)
         return credential.to_bytes()
+
+    def credit_limit_fen(self, participant_id: int) -> int:
+        """Ride first, pay later, as far as the rider's credit score allows; everyone gets
+        the starter line, so a new resident's first rides are covered."""
+        scored = getattr(self.platform, "credit", None)
+        by_score = scored.credit_limit_fen(participant_id) if scored else 0
+        return max(by_score, STARTER_CREDIT_LIMIT_FEN)
 
     def revoke_bus_card(self, token: str) -> None:
         """A rider whose phone is lost: codes made after now are refused everywhere."""

@@ -14,6 +14,13 @@ from types import ModuleType
 
 FEATURES: dict[str, str] = {
     # name on the platform: module under platform_stub.features
+    "paycodes": "paycodes",
+    "refunds": "refunds",
+    "announcements": "announcements",
+    "bills": "bills",
+    "community": "community",
+    "hospital": "hospital",
+    "credit": "credit",
 }
 
 
