@@ -14,10 +14,11 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from platform_stub.clearing import BATCH_TAPS_MAX, UploadedTap
+from platform_stub.emv import render_png
 from platform_stub.exceptions import CashlessError, RequestTooLarge
 from platform_stub.features import feature_modules
 from platform_stub.idempotency import IdempotencyStore
@@ -208,6 +209,19 @@ def _add_routes(app: FastAPI, platform: Platform) -> None:
     )
     def top_up(body: TopUp, token: Token) -> dict:
         return asdict(platform.top_up(token, body.amount_fen, body.request_id))
+
+    @app.get("/v1/collection-code", responses=errors("amount_invalid"))
+    def collection_code(token: Token, amount_fen: int | None = None) -> dict:
+        return {"payload": platform.collection_code(token, amount_fen)}
+
+    @app.get(
+        "/v1/collection-code.png",
+        response_class=Response,
+        responses=errors("amount_invalid") | {200: {"content": {"image/png": {}}}},
+    )
+    def collection_code_png(token: Token, amount_fen: int | None = None) -> Response:
+        payload = platform.collection_code(token, amount_fen)
+        return Response(render_png(payload), media_type="image/png")
 
     @app.post(
         "/v1/withdrawals",

@@ -8,7 +8,10 @@ everything before the CRC value, including "6304". Static codes (initiation
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
+
+import segno
 
 from platform_stub.exceptions import QrInvalid
 
@@ -17,6 +20,7 @@ CURRENCY_CNY = "156"
 COUNTRY_CN = "CN"
 PAYLOAD_CHARS_MAX = 512
 FIELD_CHARS_MAX = 99
+AMOUNT_FEN_MAX = 99_999_999_99  # tag 54 holds at most 13 characters: 9,999,999,999.99 yuan
 
 
 def _crc_table() -> tuple[int, ...]:
@@ -134,3 +138,10 @@ def _amount_fen(fields: dict[str, str]) -> int | None:
     if not whole.isdigit() or len(frac) > 2 or (frac and not frac.isdigit()):
         raise QrInvalid("qr_malformed", f"amount {text!r} is not a decimal yuan amount")
     return int(whole) * 100 + int(frac.ljust(2, "0") or 0)
+
+
+def render_png(payload: str, scale: int = 6) -> bytes:
+    """The payload as a QR code PNG (error level M, quiet zone of four modules)."""
+    out = io.BytesIO()
+    segno.make(payload, error="m").save(out, kind="png", scale=scale, border=4)
+    return out.getvalue()

@@ -237,6 +237,21 @@ class Platform:
             then=lambda tx, t: self.transit.after_top_up(tx, who, str(t.seq)),
         )
 
+    def collection_code(self, token: str, amount_fen: int | None = None) -> str:
+        """The merchant's printed (static) code, or a dynamic one asking ``amount_fen``."""
+        who = self.authenticate(token)
+        if who.kind != "merchant":
+            raise Forbidden("forbidden", "only a merchant has a collection code")
+        with self.db.transaction(write=False) as tx:
+            static = tx.one("SELECT collection_code FROM merchants WHERE participant_id = ?",
+                            (who.id,))[0]
+        if amount_fen is None:
+            return static
+        _check_amount(amount_fen, emv.AMOUNT_FEN_MAX)
+        code = emv.decode(static)
+        return emv.encode(emv.MerchantCode(code.merchant_id, code.name, code.city, code.mcc,
+                                           amount_fen))
+
     def withdraw(self, token: str, amount_fen: int, request_id: str) -> Receipt:
         """Move money from the wallet back to the bound card's bank."""
         who = self.resident(token)

@@ -149,3 +149,30 @@ def test_openapi_documents_every_endpoints_problem_codes(live_server: str) -> No
             assert 400 in documented, f"{method.upper()} {path} documents no problem codes"
             for status, codes in documented.items():
                 assert all(http_status_of(code) == status for code in codes), (path, codes)
+
+
+def test_a_merchants_dynamic_code_image_decodes_to_a_payable_payload(
+    live_server: str, client: HttpClient
+) -> None:
+    import io
+
+    import numpy as np
+    import zxingcpp
+    from PIL import Image
+
+    shop = client.register_merchant("煎饼", "武汉")
+    auth = {"Authorization": f"Bearer {shop.token}"}
+    png = httpx.get(f"{live_server}/v1/collection-code.png?amount_fen=650", headers=auth)
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    image = np.asarray(Image.open(io.BytesIO(png.content)).convert("L"))
+    [scanned] = [r.text for r in zxingcpp.read_barcodes(image)]
+    payer = client.register_resident("郑十一")
+    client.bind_card(payer.token, CARD, "ICBC")
+    client.top_up(payer.token, 1000, "t1")
+    with pytest.raises(Rejected, match="amount_mismatch"):
+        client.pay_merchant(payer.token, scanned, 600, "p0")
+    assert client.pay_merchant(payer.token, scanned, 650, "p1").amount_fen == 650
+    static = httpx.get(f"{live_server}/v1/collection-code", headers=auth).json()["payload"]
+    assert static == shop.collection_code
+    resident = {"Authorization": f"Bearer {payer.token}"}
+    assert httpx.get(f"{live_server}/v1/collection-code", headers=resident).status_code == 403
