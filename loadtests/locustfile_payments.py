@@ -20,20 +20,24 @@ from typing import Any, NamedTuple
 from gevent.lock import Semaphore
 from locust.exception import StopUser
 
-from loadtests._common import OUTCOME_UNKNOWN_STATUSES, PlatformUser, install_final_stats
+from loadtests._common import (
+    CARD_PREFIX,
+    OUTCOME_UNKNOWN_STATUSES,
+    RECEIPT_FIELDS,
+    REGISTRATION_FIELDS,
+    PlatformUser,
+    install,
+)
 from platform_stub.service import luhn_complete
 
 STALLS_PER_PROCESS = 8
 STALL_CITY = "Hangzhou"
-CARD_PREFIX = "622202"  # a UnionPay debit BIN; the participant id fills the other 9 digits
 TOP_UP_FEN = 100_000  # 1,000 RMB, about a hundred breakfasts; the platform allows 5,000,000
 PAYMENT_FEN_MIN = 150  # one steamed bun
 PAYMENT_FEN_MAX = 2_000  # a full breakfast set for two
-REGISTRATION_FIELDS = ("participant_id", "token", "account_id")
 MERCHANT_FIELDS = (*REGISTRATION_FIELDS, "collection_code")
-RECEIPT_FIELDS = ("transfer_id", "amount_fen", "debit_account_id", "credit_account_id")
 
-install_final_stats()
+install()
 
 
 class Stall(NamedTuple):
@@ -62,6 +66,7 @@ def _stalls_registered_by(user: PlatformUser) -> list[Stall]:
 class Shopper(PlatformUser):
     """A resident who pays for breakfast with the wallet app, checking every receipt."""
 
+    weight = 4
     wait_time = between(0.05, 0.2)
     participant_id: int = 0
     account_id: int = 0

@@ -1,58 +1,97 @@
-"""Run a Locust scenario headless against the platform and judge the outcome.
+"""Run a load test headless against the platform and judge the outcome.
 
 A run either starts its own platform server (a fresh SQLite file in the output
-folder unless ``db_url`` says otherwise) and audits that ledger once the server
-has stopped, or loads a server already running on this machine. Traffic never
-leaves loopback: any other host is refused before anything starts.
+folder unless ``db_url`` says otherwise, and a fresh operator credential in
+``CASHLESS_ADMIN_TOKEN`` for the server and the settlement operator) and, once the
+server has stopped, audits that ledger and looks for lost taps; or it loads a server
+already running on this machine. Traffic never leaves loopback: any other host is
+refused before anything starts.
+
+Locust scenarios run ``locust --headless`` (with ``workers`` > 0: a master and that
+many worker processes); the ``replay`` scenario runs :mod:`loadtests.replay`. Either
+way the load writes our HDR histograms, which the service levels judge.
+
+A run passes when it made requests, the load process exited 0, no service level broke,
+and (when the runner served the platform) the ledger audit holds and no tap was lost.
 
 Files written into ``out_dir``:
 
+    loadtest.json                                this module's verdict (LoadtestResult)
+    latency.parquet                              per kind, endpoint and second: HDR percentiles
+    histograms.json, reader_taps.json            our histograms; each reader's tap counts
     locust_stats.csv, locust_failures.csv, ...   Locust's periodic CSV (may be short)
     locust_final_stats.csv, locust_final_failures.csv   the totals when Locust quit
-    locust.html, locust.log, server.log          report and logs
+    locust.html, locust.log, locust-worker-N.log, server.log   report and logs
+    replay.json, replay.log                      the replay's summary and log
     platform.db                                  the ledger, when the runner served it
-    loadtest.json                                this module's verdict (LoadtestResult)
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import ipaddress
 import json
 import math
 import os
-import socket
-import subprocess
+import secrets
 import sys
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-from rich.console import Console
-
+from loadtests._processes import LoadtestError, free_port, platform_server, run_bounded
+from loadtests.hdr import EndpointFigures
+from loadtests.results import LATENCY_FILE, Measured, read_measured, write_latency_parquet
+from loadtests.slo import DEFAULT_SLO, ServiceLevels, load_service_levels
+from loadtests.taps import check_taps
+from loadtests.trace import trace_file
 from platform_stub import Platform
+from platform_stub.client import ADMIN_TOKEN_ENV
 
-LOCUSTFILES: dict[str, str] = {"payments": "locustfile_payments.py"}
-
-HEALTH_WAIT_S = 20.0
-HEALTH_POLL_S = 0.1
-HEALTH_REQUEST_TIMEOUT_S = 1.0
-PROCESS_STOP_WAIT_S = 10.0
+LOCUSTFILES: dict[str, str] = {
+    "payments": "locustfile_payments.py",
+    "transit": "locustfile_transit.py",
+    "paycodes": "locustfile_paycodes.py",
+    "hospital": "locustfile_hospital.py",
+    "bills": "locustfile_bills.py",
+    "city": "locustfile_city.py",
+    "ramp": "locustfile_ramp.py",
+    "spike": "locustfile_spike.py",
+    "soak": "locustfile_soak.py",
+    "cityday": "locustfile_cityday.py",
+}
+REPLAY = "replay"
+SCENARIOS: dict[str, str] = {
+    "payments": "shoppers pay breakfast stalls' collection codes",
+    "transit": "bus readers: riders' signed offline taps, batch uploads, deny lists",
+    "paycodes": "merchants charge their customers' payment codes",
+    "hospital": "patients' visits: charges on a hold or paid as they fall due, finalized",
+    "bills": "residents pay the bills their utility presents",
+    "city": "every role at once, and the operator closing settlement windows",
+    "ramp": "the city, users climbing in steps to --users",
+    "spike": "the city, a Friday free-ride morning: bus readers rush in, then ebb",
+    "soak": "the city at --users for a long --duration",
+    "cityday": "the city following a simulated day (--trace RUN_DIR), compressed",
+    REPLAY: "open-model replay of a simulated day (--trace RUN_DIR); --users caps concurrency",
+}
+NEEDS_TRACE = ("cityday", REPLAY)
+WORKERS_MAX = 32
 LOCUST_STOP_TIMEOUT_S = 5  # users finish the task in hand, so every request sent is counted
 LOCUST_EXIT_MARGIN_S = 30.0  # start-up, the stop timeout and writing the reports
-PROGRESS_TICK_S = 0.5
-LOG_TAIL_CHARS = 4_000
+WORKERS_CONNECT_WAIT_S = 30
+REPLAY_MARGIN_S = 120.0  # the replay's set-up calls before its clock starts, and its drain
 LOOPBACK_NAMES = frozenset({"localhost"})
 
 CSV_PREFIX = "locust"
 FINAL_CSV_PREFIX = "locust_final"
 OUTPUT_FILES = (
     "loadtest.json",
+    LATENCY_FILE,
+    "histograms.json",
+    "reader_taps.json",
+    "replay.json",
+    "replay.log",
     "locust.html",
     "locust.log",
     "server.log",
@@ -63,13 +102,10 @@ OUTPUT_FILES = (
 DEFAULT_DB_FILES = ("platform.db", "platform.db-wal", "platform.db-shm")
 
 
-class LoadtestError(RuntimeError):
-    """A load test that could not run: the server or Locust failed to start or to finish."""
-
-
 @dataclass(frozen=True)
 class StatsRow:
-    """One request name's figures; latencies are Locust's bucketed percentiles."""
+    """One request name's figures; latencies are Locust's bucketed percentiles (the
+    replay's rows carry HDR percentiles; ``LoadtestResult.latency_ms`` has both)."""
 
     method: str
     name: str
@@ -91,12 +127,12 @@ class FailureRow:
 
 @dataclass
 class LoadtestResult:
-    """What a load test did and whether it passed.
+    """What a load test did and whether it passed (``reasons`` says why not).
 
-    ``audit`` is the ledger audit (``AuditReport.as_dict()``) when the runner served
-    the platform itself, and empty when it loaded someone else's server. ``passed``
-    needs at least one request, no failure, Locust's exit code 0 and, when there is
-    an audit, an audit that holds.
+    ``audit`` (``AuditReport.as_dict()``) and ``taps`` (``TapCheck.as_dict()``) are
+    filled when the runner served the platform itself and empty when it loaded someone
+    else's server. ``latency_ms`` holds our HDR figures by kind ("latency"; the replay
+    adds "service" and "lateness") and endpoint ("POST /v1/payments").
     """
 
     name: str
@@ -112,6 +148,13 @@ class LoadtestResult:
     audit: dict = field(default_factory=dict)
     stats_source: str = ""
     passed: bool = False
+    workers: int = 0
+    slo: str = ""
+    breaches: list[str] = field(default_factory=list)
+    latency_ms: dict = field(default_factory=dict)
+    taps: dict = field(default_factory=dict)
+    replay: dict = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
 
     def row(self, name: str, method: str | None = None) -> StatsRow:
         """The stats of one request name, e.g. ``row("/v1/payments")``."""
@@ -122,23 +165,54 @@ class LoadtestResult:
 
 
 @dataclass(frozen=True)
-class _LocustArgs:
-    locustfile: Path
+class _Run:
+    """One load test's settings, every one checked."""
+
+    name: str
     out_dir: Path
     users: int
     spawn_rate: float
     run_time_s: int
     host: str
+    workers: int
+    slo: Path
+    trace: Path | None
+    trace_day: int | None
 
-    def command(self) -> list[str]:
-        return [
-            sys.executable, "-m", "locust", "-f", str(self.locustfile),
+    def locust_command(self, master_port: int | None) -> list[str]:
+        out = self.out_dir
+        command = [
+            sys.executable, "-m", "locust", "-f", str(_locustfile(self.name)),
             "--headless", "-u", str(self.users), "-r", str(self.spawn_rate),
             "-t", f"{self.run_time_s}s", "--stop-timeout", str(LOCUST_STOP_TIMEOUT_S),
             "--host", self.host, "--only-summary",
-            "--csv", str(self.out_dir / CSV_PREFIX),
-            "--html", str(self.out_dir / "locust.html"),
-            "--final-csv", str(self.out_dir / FINAL_CSV_PREFIX),
+            "--csv", str(out / CSV_PREFIX), "--html", str(out / "locust.html"),
+            "--final-csv", str(out / FINAL_CSV_PREFIX),
+            "--results-dir", str(out), "--slo", str(self.slo),
+        ]  # fmt: skip
+        if self.trace is not None:
+            command += ["--trace", str(self.trace), "--trace-day", str(_day_arg(self.trace_day))]
+        if master_port is not None:
+            command += [
+                "--master", "--expect-workers", str(self.workers),
+                "--expect-workers-max-wait", str(WORKERS_CONNECT_WAIT_S),
+                "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
+            ]  # fmt: skip
+        return command
+
+    def worker_command(self, master_port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "locust", "-f", str(_locustfile(self.name)), "--worker",
+            "--master-host", "127.0.0.1", "--master-port", str(master_port),
+            "--stop-timeout", str(LOCUST_STOP_TIMEOUT_S), "--only-summary",
+        ]  # fmt: skip
+
+    def replay_command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "loadtests.replay", "--host", self.host,
+            "--trace", str(self.trace), "--trace-day", str(_day_arg(self.trace_day)),
+            "--duration", str(self.run_time_s), "--concurrency", str(self.users),
+            "--results-dir", str(self.out_dir), "--slo", str(self.slo),
         ]  # fmt: skip
 
 
@@ -150,50 +224,68 @@ def run_loadtest(
     spawn_rate: float | None = None,
     host: str | None = None,
     db_url: str | None = None,
+    workers: int = 0,
+    slo: Path | str | None = None,
+    trace: Path | str | None = None,
+    trace_day: int | None = None,
 ) -> LoadtestResult:
     """Run load test ``name`` for ``duration_s`` with ``users`` and write ``loadtest.json``.
 
-    ``spawn_rate`` defaults to all users within the first second. Without ``host``
-    the runner serves the platform on ``db_url`` (default ``out_dir/platform.db``,
-    recreated) and audits it afterwards. Bad arguments raise ValueError before
-    anything starts; a server or Locust that fails raises LoadtestError.
+    ``spawn_rate`` defaults to all users within the first second; ``workers`` > 0 runs
+    Locust's master and that many workers; ``slo`` defaults to ``slo_default.toml``;
+    ``trace`` (a run folder or its trace.parquet) feeds cityday and replay. Without
+    ``host`` the runner serves the platform on ``db_url`` (default
+    ``out_dir/platform.db``, recreated) and audits it afterwards. Bad arguments raise
+    ValueError (a bad service-level file ScenarioError) before anything starts; a
+    server or load process that fails raises LoadtestError.
     """
-    locustfile, run_time_s, rate = _checked(name, users, duration_s, spawn_rate, host, db_url)
-    out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _remove(out_dir, OUTPUT_FILES)
-    args = _LocustArgs(locustfile, out_dir, users, rate, run_time_s, host or "")
+    run = _checked(name, Path(out_dir), users, duration_s, spawn_rate, host, db_url, workers,
+                   slo, trace, trace_day)
+    levels = load_service_levels(run.slo)
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    _remove(run.out_dir, (*OUTPUT_FILES, *_worker_logs(run.out_dir)))
+    env = _environment(serving=host is None)
     if host is None:
-        args, exit_code, audit = _serve_and_run(args, db_url)
+        run, exit_code, audit, taps = _serve_and_run(run, db_url, env)
     else:
-        exit_code, audit = _run_locust(args), {}
-    result = _result(name, args, exit_code, audit)
-    (out_dir / "loadtest.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
+        exit_code, audit, taps = _load(run, env), {}, {}
+    result = _result(run, exit_code, levels, audit, taps)
+    (run.out_dir / "loadtest.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     return result
 
 
 def _checked(
     name: str,
+    out_dir: Path,
     users: int,
     duration_s: float,
     spawn_rate: float | None,
     host: str | None,
     db_url: str | None,
-) -> tuple[Path, int, float]:
-    """Every argument checked before anything starts: locustfile, run time, spawn rate."""
-    locustfile = _locustfile(name)
+    workers: int,
+    slo: Path | str | None,
+    trace: Path | str | None,
+    trace_day: int | None,
+) -> _Run:
+    """Every argument checked before anything starts."""
+    if name != REPLAY:
+        _locustfile(name)
     run_time_s = _whole_seconds(duration_s)
     rate = _spawn_rate(users, spawn_rate)
     if host is not None:
         _check_loopback(host)
         if db_url is not None:
             raise ValueError("db_url applies only when the runner starts the server (host=None)")
-    return locustfile, run_time_s, rate
+    _check_workers(name, workers)
+    return _Run(
+        name, out_dir.resolve(), users, rate, run_time_s, host or "", workers,
+        Path(slo or DEFAULT_SLO).resolve(), _checked_trace(name, trace), trace_day,
+    )
 
 
 def _locustfile(name: str) -> Path:
     if name not in LOCUSTFILES:
-        known = ", ".join(sorted(LOCUSTFILES))
+        known = ", ".join(sorted(SCENARIOS))
         raise ValueError(f"unknown load test {name!r}; known load tests: {known}")
     return Path(__file__).parent / LOCUSTFILES[name]
 
@@ -212,6 +304,27 @@ def _spawn_rate(users: int, spawn_rate: float | None) -> float:
     if not (rate > 0 and math.isfinite(rate)):
         raise ValueError(f"spawn_rate must be a positive number of users per second, got {rate}")
     return rate
+
+
+def _check_workers(name: str, workers: int) -> None:
+    if not 0 <= workers <= WORKERS_MAX:
+        raise ValueError(f"workers must be 0 (one process) to {WORKERS_MAX}, got {workers}")
+    if workers and name == REPLAY:
+        raise ValueError("the replay runs in one process; workers apply to Locust scenarios")
+
+
+def _checked_trace(name: str, trace: Path | str | None) -> Path | None:
+    if name not in NEEDS_TRACE:
+        if trace is not None:
+            raise ValueError(f"a trace applies only to {' and '.join(NEEDS_TRACE)}")
+        return None
+    if trace is None:
+        raise ValueError(f"{name} needs a trace: a run folder of `cashless run`")
+    return trace_file(trace).resolve()
+
+
+def _day_arg(trace_day: int | None) -> int:
+    return -1 if trace_day is None else trace_day
 
 
 def _check_loopback(host: str) -> None:
@@ -235,121 +348,46 @@ def _remove(folder: Path, names: tuple[str, ...]) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
-def _serve_and_run(args: _LocustArgs, db_url: str | None) -> tuple[_LocustArgs, int, dict]:
-    """Serve the platform, run Locust against it, then audit the ledger it leaves."""
-    if db_url is None:
-        _remove(args.out_dir, DEFAULT_DB_FILES)
-        db_url = f"sqlite:///{args.out_dir / DEFAULT_DB_FILES[0]}"
-    with _platform_server(db_url, args.out_dir / "server.log") as url:
-        args = dataclasses.replace(args, host=url)
-        exit_code = _run_locust(args)
-    return args, exit_code, _audit(db_url)
+def _worker_logs(folder: Path) -> tuple[str, ...]:
+    return tuple(p.name for p in folder.glob("locust-worker-*.log"))
 
 
-@contextlib.contextmanager
-def _platform_server(db_url: str, log_path: Path) -> Iterator[str]:
-    """`python -m platform_stub.server` on a free loopback port, stopped on the way out."""
-    port = _free_port()
-    command = [sys.executable, "-m", "platform_stub.server", "--db", db_url, "--port", str(port)]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_healthy(proc, url, log_path)
-        yield url
-    finally:
-        _stop(proc)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(proc: subprocess.Popen, url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + HEALTH_WAIT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise LoadtestError(
-                f"platform server exited with code {proc.returncode} before it was healthy;"
-                f" its output:\n{_tail(log_path)}"
-            )
-        if _healthy(url):
-            return
-        time.sleep(HEALTH_POLL_S)
-    raise LoadtestError(
-        f"platform server at {url} not healthy within {HEALTH_WAIT_S:g} s;"
-        f" its output:\n{_tail(log_path)}"
-    )
-
-
-def _healthy(url: str) -> bool:
-    try:
-        # trust_env=False: a proxy from the environment must not see loopback traffic.
-        reply = httpx.get(f"{url}/health", timeout=HEALTH_REQUEST_TIMEOUT_S, trust_env=False)
-    except httpx.TransportError:
-        return False
-    return reply.status_code == 200
-
-
-def _tail(path: Path) -> str:
-    text = path.read_text(errors="replace") if path.exists() else "(no output)"
-    return text[-LOG_TAIL_CHARS:]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Terminate (Locust and uvicorn then write and flush what they hold), else kill."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=PROCESS_STOP_WAIT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def _run_locust(args: _LocustArgs) -> int:
-    """Run Locust headless; its exit code. Bounded by the run time plus a margin."""
-    log_path = args.out_dir / "locust.log"
-    # LOCUST_* variables and a locust.conf in the caller's folder would change the run.
+def _environment(serving: bool) -> dict[str, str]:
+    """LOCUST_* variables would change the run; a served platform gets a fresh operator."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            args.command(), stdout=log, stderr=subprocess.STDOUT, cwd=args.out_dir, env=env
-        )
-    try:
-        return _wait_locust(proc, args, log_path)
-    finally:
-        _stop(proc)
+    if serving:
+        env[ADMIN_TOKEN_ENV] = secrets.token_urlsafe(24)
+    return env
 
 
-def _wait_locust(proc: subprocess.Popen, args: _LocustArgs, log_path: Path) -> int:
-    limit_s = args.run_time_s + LOCUST_STOP_TIMEOUT_S + LOCUST_EXIT_MARGIN_S
-    started = time.monotonic()
-    label = f"Locust: {args.users} users for {args.run_time_s} s on {args.host}"
-    with _status(label) as show:
-        while (elapsed_s := time.monotonic() - started) < limit_s:
-            try:
-                return proc.wait(timeout=PROGRESS_TICK_S)
-            except subprocess.TimeoutExpired:
-                show(f"{label} ({elapsed_s:.0f} s)")
-    raise LoadtestError(
-        f"Locust still running after {limit_s:g} s (run time {args.run_time_s} s);"
-        f" its output:\n{_tail(log_path)}"
-    )
+def _serve_and_run(
+    run: _Run, db_url: str | None, env: dict[str, str]
+) -> tuple[_Run, int, dict, dict]:
+    """Serve the platform, load it, then audit the ledger and count the taps it holds."""
+    if db_url is None:
+        _remove(run.out_dir, DEFAULT_DB_FILES)
+        db_url = f"sqlite:///{run.out_dir / DEFAULT_DB_FILES[0]}"
+    with platform_server(db_url, run.out_dir / "server.log", env) as url:
+        run = dataclasses.replace(run, host=url)
+        exit_code = _load(run, env)
+    taps = check_taps(db_url, read_measured(run.out_dir).reader_taps).as_dict()
+    return run, exit_code, _audit(db_url), taps
 
 
-@contextlib.contextmanager
-def _status(text: str) -> Iterator[Callable[[str], None]]:
-    """A rich status line on a terminal; silence when the output is a file or a pipe."""
-    console = Console()
-    if not console.is_terminal:
-        yield lambda _text: None
-        return
-    with console.status(text) as status:
-        yield lambda new_text: status.update(new_text)
+def _load(run: _Run, env: dict[str, str]) -> int:
+    """Run the load process(es); the exit code of the one that judges (master or replay)."""
+    if run.name == REPLAY:
+        limit_s = run.run_time_s + REPLAY_MARGIN_S
+        label = f"Replay: a simulated day in {run.run_time_s} s on {run.host}"
+        return run_bounded(run.replay_command(), run.out_dir / "replay.log", run.out_dir,
+                           env, limit_s, label)
+    port = free_port() if run.workers else None
+    helpers = [run.worker_command(port) for _ in range(run.workers)] if port else []
+    limit_s = run.run_time_s + LOCUST_STOP_TIMEOUT_S + LOCUST_EXIT_MARGIN_S
+    limit_s += WORKERS_CONNECT_WAIT_S if helpers else 0
+    label = f"Locust {run.name}: {run.users} users for {run.run_time_s} s on {run.host}"
+    return run_bounded(run.locust_command(port), run.out_dir / "locust.log", run.out_dir, env,
+                       limit_s, label, helpers)
 
 
 def _audit(db_url: str) -> dict:
@@ -361,31 +399,81 @@ def _audit(db_url: str) -> dict:
         platform.close()
 
 
-def _result(name: str, args: _LocustArgs, exit_code: int, audit: dict) -> LoadtestResult:
-    stats, failures, source = _read_stats(args.out_dir)
+def _result(
+    run: _Run, exit_code: int, levels: ServiceLevels, audit: dict, taps: dict
+) -> LoadtestResult:
+    measured = read_measured(run.out_dir)
+    if run.name == REPLAY:
+        replay = _read_json(run.out_dir / "replay.json")
+        stats, failures, source = _replay_stats(measured, replay)
+    else:
+        replay = {}
+        stats, failures, source = _read_stats(run.out_dir)
+    write_latency_parquet(measured, run.out_dir / LATENCY_FILE)
     total = next((r for r in stats if r.name == "Aggregated"), None)
-    rows = [r for r in stats if r.name != "Aggregated"]
     result = LoadtestResult(
-        name=name,
-        users=args.users,
-        duration_s=float(args.run_time_s),
-        spawn_rate=args.spawn_rate,
-        host=args.host,
-        exit_code=exit_code,
+        name=run.name, users=run.users, duration_s=float(run.run_time_s),
+        spawn_rate=run.spawn_rate, host=run.host, exit_code=exit_code,
         total_requests=total.requests if total else 0,
         total_failures=total.failures if total else 0,
-        stats=rows,
-        failures=failures,
-        audit=audit,
-        stats_source=source,
-    )
-    result.passed = (
-        result.total_requests > 0
-        and result.total_failures == 0
-        and exit_code == 0
-        and audit.get("audit_ok", True)
-    )
+        stats=[r for r in stats if r.name != "Aggregated"], failures=failures, audit=audit,
+        stats_source=source, workers=run.workers, slo=str(run.slo),
+        breaches=[str(b) for b in measured.breaches(levels)] if measured.found else [],
+        latency_ms=measured.latency_by_endpoint(), taps=taps, replay=replay,
+    )  # fmt: skip
+    result.reasons = _reasons(result, measured)
+    result.passed = not result.reasons
     return result
+
+
+def _reasons(result: LoadtestResult, measured: Measured) -> list[str]:
+    """Why a run did not pass; none means it did."""
+    reasons = []
+    if result.total_requests == 0:
+        reasons.append("no requests were made")
+    if result.exit_code != 0:
+        reasons.append(f"the load process exited with code {result.exit_code}")
+    if not measured.found:
+        reasons.append("no histograms were written: latency could not be judged")
+    if result.breaches:
+        reasons.append(f"{len(result.breaches)} service level(s) breached")
+    if result.audit and not result.audit.get("audit_ok", True):
+        checks = result.audit.get("checks", {})
+        broken = [name for name, check in checks.items() if not check.get("ok", True)]
+        reasons.append(f"ledger audit failed: {', '.join(broken) or 'see audit'}")
+    if result.taps and not result.taps.get("ok", True):
+        reasons.append(f"{result.taps['lost']} tap(s) lost: uploaded without an outcome row")
+    return reasons
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _replay_stats(
+    measured: Measured, replay: dict
+) -> tuple[list[StatsRow], list[FailureRow], str]:
+    """The replay has no Locust CSV: its rows come from our histograms (kind latency)."""
+    figures = list(measured.figures().values())
+    total = measured.histograms.all_requests()
+    rows = [_figure_row(*f.endpoint.split(" ", 1), f) for f in figures]
+    if total is not None:
+        rows.append(_figure_row("", "Aggregated", total))
+    failures = []
+    for key, occurrences in replay.get("refusals", {}).items():
+        endpoint, _, error = key.partition(": ")
+        method, _, name = endpoint.partition(" ")
+        failures.append(FailureRow(method, name, error, occurrences))
+    return rows, failures, "histograms.json (replay, HDR)"
+
+
+def _figure_row(method: str, name: str, figures: EndpointFigures) -> StatsRow:
+    latency = figures.latency
+    return StatsRow(
+        method=method, name=name, requests=figures.count, failures=figures.failures,
+        latency_ms_p50=latency.get("p50_ms"), latency_ms_p95=latency.get("p95_ms"),
+        latency_ms_p99=latency.get("p99_ms"), requests_per_s=round(figures.requests_per_s, 3),
+    )  # fmt: skip
 
 
 def _read_stats(out_dir: Path) -> tuple[list[StatsRow], list[FailureRow], str]:
@@ -431,3 +519,14 @@ def _failure_row(record: dict[str, str]) -> FailureRow:
         error=record["Error"],
         occurrences=int(record["Occurrences"]),
     )
+
+
+__all__ = [
+    "LOCUSTFILES",
+    "SCENARIOS",
+    "FailureRow",
+    "LoadtestError",
+    "LoadtestResult",
+    "StatsRow",
+    "run_loadtest",
+]

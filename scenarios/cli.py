@@ -210,34 +210,48 @@ def _ledger_url(target: str) -> str:
 
 @app.command()
 def loadtest(
-    name: Annotated[str, typer.Argument(help="Load-test scenario, e.g. payments.")],
-    users: Annotated[int, typer.Option(min=1, help="Concurrent simulated users.")] = 10,
+    name: Annotated[str, typer.Argument(
+        help="payments, transit, paycodes, hospital, bills, city, ramp, spike, soak, cityday"
+        " or replay (loadtests/README.md).")],
+    users: Annotated[int, typer.Option(
+        min=1, help="Concurrent simulated users (replay: requests in flight at most).")] = 10,
     duration: Annotated[str, typer.Option(help="Run time, e.g. 20s, 2m.")] = "20s",
+    workers: Annotated[int, typer.Option(
+        min=0, max=32, help="Locust worker processes beside the master; 0: one process.")] = 0,
+    slo: Annotated[Path | None, typer.Option(
+        help="Service-level file (TOML); default loadtests/slo_default.toml.")] = None,
+    trace: Annotated[Path | None, typer.Option(
+        help="Run folder of `cashless run` (cityday and replay).")] = None,
+    trace_day: Annotated[int | None, typer.Option(
+        help="The simulated day to use; default the busiest.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder.")] = None,
     host: Annotated[
         str | None, typer.Option(help="A running platform (loopback only); default: start one.")
     ] = None,
 ) -> None:
-    """Run a headless Locust load test and write its CSV stats into a folder."""
-    from loadtests import LoadtestError, run_loadtest
+    """Run a headless load test; write Locust's CSV/HTML, HDR histograms, latency.parquet
+    and the verdict (loadtest.json) into a folder. Exits 1 naming each breached level."""
+    from loadtests import LoadtestError, run_loadtest, summary_table
 
     folder = out_dir or Path("runs") / f"loadtest-{name}"
     try:
         result = run_loadtest(
-            name, folder, users=users, duration_s=parse_duration_s(duration), host=host
+            name, folder, users=users, duration_s=parse_duration_s(duration), host=host,
+            workers=workers, slo=slo, trace=trace, trace_day=trace_day,
         )
+    except ScenarioError as exc:
+        raise fail(exc.detail, 2) from None
     except ValueError as exc:
         raise fail(str(exc), 2) from None
     except LoadtestError as exc:
         raise fail(str(exc)) from None
-    audit_ok = result.audit.get("audit_ok")
-    audit = {True: "passed", False: "FAILED", None: "not run (remote platform)"}[audit_ok]
-    out.print(
-        f"{result.total_requests:,} requests, {result.total_failures:,} failures;"
-        f" ledger audit {audit}; results in {folder}"
-    )
+    out.print(summary_table(result))
+    for breach in result.breaches:
+        err.print(f"[red]service level breached:[/] {breach}", highlight=False)
+    out.print(f"{result.total_requests:,} requests, {result.total_failures:,} failures;"
+              f" results in {folder}")
     if not result.passed:
-        raise fail("load test did not pass (failures, Locust exit code or ledger audit)")
+        raise fail("load test did not pass: " + "; ".join(result.reasons))
 
 
 def parse_duration_s(text: str) -> float:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,7 +46,7 @@ def _csv_total_requests(path: Path) -> int:
 @pytest.mark.slow
 def test_runner_serves_loads_and_audits_its_own_platform(tmp_path: Path) -> None:
     """Without a host the runner serves a fresh ledger, loads it and audits it: it balances."""
-    result = run_loadtest("payments", tmp_path, users=5, duration_s=4)
+    result = run_loadtest("payments", tmp_path, users=5, duration_s=3)
 
     _assert_clean_payments_run(result)
     assert result.host.startswith("http://127.0.0.1:")
@@ -79,7 +78,7 @@ def test_runner_loads_a_given_host_and_leaves_its_ledger_balanced(
     """With a host the runner neither serves nor audits; the test audits the ledger itself."""
     url, db_url = served_db
     out_dir = tmp_path / "out"
-    result = run_loadtest("payments", out_dir, users=5, duration_s=3, host=url)
+    result = run_loadtest("payments", out_dir, users=5, duration_s=2, host=url)
 
     _assert_clean_payments_run(result)
     assert (result.host, result.audit) == (url, {})
@@ -105,17 +104,9 @@ def test_a_host_that_refuses_connections_fails_the_run(tmp_path: Path) -> None:
     assert {f.name for f in result.failures} == {"/v1/residents"}
 
 
-@pytest.fixture
-def nothing_may_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"a process was started: {args}")
-
-    monkeypatch.setattr(subprocess, "Popen", refuse)
-
-
 @pytest.mark.usefixtures("nothing_may_start")
 def test_an_unknown_name_is_refused_listing_the_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="known load tests: payments"):
+    with pytest.raises(ValueError, match="known load tests: .*payments"):
         run_loadtest("checkout", tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert "payments" in LOCUSTFILES
