@@ -14,6 +14,7 @@ from locust import LoadTestShape, events  # first: locust patches the stdlib
 
 # isort: split
 import math
+from abc import abstractmethod
 from typing import Any
 
 from locust.argument_parser import LocustArgumentParser
@@ -53,9 +54,9 @@ class ScaledShape(LoadTestShape):
             return None
         return max(1, self.users_at(elapsed_s / self.run_time_s())), self.spawn_rate()
 
+    @abstractmethod
     def users_at(self, share: float) -> int:
-        """Users at ``share`` (0 to 1) of the run."""
-        raise NotImplementedError
+        """Users at ``share`` (0 to 1) of the run; each shape says."""
 
     def peak_users(self) -> int:
         return self._option("num_users") or DEFAULT_USERS
