@@ -16,21 +16,13 @@ from platform_stub.features.credit import GATE_THRESHOLDS, SCORE_BASE, limit_for
 from platform_stub.ledger import TransferRequest
 from platform_stub.service import luhn_complete
 from platform_stub.transit import derive_private_key, public_key_bytes
+from tests.platform_stub.clock import Clock
 from tests.transit.riders import RIDER_SEED
 
 CARD = luhn_complete("622202000000001")
 START = dt.datetime(2017, 6, 15, 9, 0, tzinfo=CHINA_TZ)  # Wuhan's e-bus card launch
 YEAR = dt.timedelta(days=365)
 
-
-class Clock:
-    """The platform's injected clock; tests move it instead of waiting."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 @dataclass

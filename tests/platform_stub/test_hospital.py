@@ -15,18 +15,12 @@ from platform_stub.clearing import CHINA_TZ
 from platform_stub.exceptions import Forbidden, NotFound, PlatformError, Rejected
 from platform_stub.features.hospital import HOLD_FEN_MAX, OPEN_VISITS_MAX
 from platform_stub.service import luhn_complete
+from tests.platform_stub.clock import Clock
 
 CARD = luhn_complete("622202000000001")
 START = dt.datetime(2017, 6, 15, 9, 0, tzinfo=CHINA_TZ)
 WALLET_FEN = 100_000  # 1,000 RMB, as the elderly resident in the reports kept
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 @dataclass
