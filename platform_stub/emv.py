@@ -8,6 +8,7 @@ everything before the CRC value, including "6304". Static codes (initiation
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ CURRENCY_CNY = "156"
 COUNTRY_CN = "CN"
 PAYLOAD_CHARS_MAX = 512
 FIELD_CHARS_MAX = 99
+DECODED_CODES_MAX = 65_536  # printed codes repeat all day: decode once (refusals: every time)
 AMOUNT_FEN_MAX = 99_999_999_99  # tag 54 holds at most 13 characters: 9,999,999,999.99 yuan
 
 
@@ -100,6 +102,7 @@ def parse_fields(payload: str) -> dict[str, str]:
     return fields
 
 
+@functools.lru_cache(maxsize=DECODED_CODES_MAX)
 def decode(payload: str) -> MerchantCode:
     """Parse and validate a payload; every failure is a ``QrInvalid`` with its reason."""
     if not isinstance(payload, str) or not 0 < len(payload) <= PAYLOAD_CHARS_MAX:

@@ -47,6 +47,7 @@ NAME_CHARS_MAX = 64
 STATEMENT_PAGE_MAX = 500
 TOP_UP_FEN_MAX = 5_000_000  # 50,000 RMB per top-up, a typical bank-card limit
 ADMIN_TOKEN_CHARS_MIN = 16
+MERCHANTS_REMEMBERED_MAX = 1_000_000
 # Kinds that hold an account and may read it (a reader shares its operator's, so may not).
 ACCOUNT_HOLDER_KINDS = ("resident", "merchant", "operator", "hospital", "biller", "provider")
 
@@ -126,6 +127,7 @@ class Platform:
         self._by_token: dict[str, Participant] = {}
         self._cache_lock = threading.Lock()
         self._admin_hash: str | None = None
+        self._merchant_accounts: dict[str, int] = {}
         self.settlement = Settlement(self.ledger)
         self.promotions = Promotions(db, self.ledger, self.ident)
         self.clock: Callable[[], dt.datetime] = china_now  # simulations set their own
@@ -400,7 +402,11 @@ class Platform:
         return who
 
     def _merchant_account(self, merchant_id: str) -> int:
-        with self.db.transaction() as tx:
+        """A merchant's account id; merchant ids never change hands, so remember them."""
+        known = self._merchant_accounts.get(merchant_id)
+        if known is not None:
+            return known
+        with self.db.transaction(write=False) as tx:
             row = tx.one(
                 "SELECT p.account_id FROM merchants m JOIN participants p"
                 " ON p.id = m.participant_id WHERE m.merchant_id = ?",
@@ -408,6 +414,8 @@ class Platform:
             )
         if row is None:
             raise NotFound("merchant_not_found", f"no merchant {merchant_id!r}")
+        if len(self._merchant_accounts) < MERCHANTS_REMEMBERED_MAX:
+            self._merchant_accounts[merchant_id] = row[0]
         return row[0]
 
     def _move(
