@@ -1,0 +1,1 @@
+"""Reliability and security tests: crashes, properties, authorisation, logs, fuzzing."""
