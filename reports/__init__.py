@@ -3,6 +3,7 @@
 analysis.py   load a run folder; latency percentiles, adoption shares, channel totals
 figures.py    the adoption, latency and channel pictures (Figure builders + PNG writers)
 html.py       ``build_run_report``: figures/*.png and a self-contained report.html
+loadtest.py   ``build_loadtest_report``: throughput, percentiles, verdict, replay lateness
 """
 
 from reports.analysis import (

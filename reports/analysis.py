@@ -8,7 +8,9 @@ numbers agree with whatever a reader computes by hand from ``events.parquet``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,10 @@ import polars as pl
 EVENTS_FILE = "events.parquet"
 DAILY_FILE = "daily.parquet"
 SUMMARY_FILE = "summary.json"
+# Written by every run since offline transit arrived; an older run folder lacks them and
+# its report says so instead of failing.
+TAPS_FILE = "taps.parquet"
+SETTLEMENT_FILE = "settlement.parquet"
 PERCENTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 
 # ``tx_declined`` counts QR attempts that failed; the customer then paid cash, so the
@@ -35,6 +41,28 @@ class RunData:
     events: pl.DataFrame
     daily: pl.DataFrame
     summary: dict[str, Any]
+    taps: pl.DataFrame | None = None
+    settlement: pl.DataFrame | None = None
+
+
+# Published figures (DOMAIN.md) that can be drawn on the adoption chart: the share of
+# Wuhan's buses accepting the QR code, the nearest thing to merchant adoption on record.
+PUBLISHED_ADOPTION = (
+    (dt.date(2017, 7, 15), 0.60, "buses accepting QR, Wuhan (published)"),
+    (dt.date(2017, 10, 14), 1.00, "buses accepting QR, Wuhan (published)"),
+)
+
+
+def published_marks(daily: pl.DataFrame) -> list[tuple[dt.date, float, str]]:
+    """The published adoption figures whose date falls within the run's days."""
+    if daily.is_empty():
+        return []
+    first, last = daily["date"].min(), daily["date"].max()
+    return [mark for mark in PUBLISHED_ADOPTION if first <= mark[0] <= last]
+
+
+def _optional_parquet(path: Path) -> pl.DataFrame | None:
+    return pl.read_parquet(path) if path.is_file() else None
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -51,6 +79,8 @@ def load_run(run_dir: Path) -> RunData:
         events=pl.read_parquet(run_dir / EVENTS_FILE),
         daily=pl.read_parquet(run_dir / DAILY_FILE),
         summary=summary,
+        taps=_optional_parquet(run_dir / TAPS_FILE),
+        settlement=_optional_parquet(run_dir / SETTLEMENT_FILE),
     )
 
 
@@ -156,3 +186,74 @@ def amounts_by_operation(events: pl.DataFrame) -> pl.DataFrame:
         .filter(pl.col("amount_fen") != 0)
         .sort("operation")
     )
+
+
+def tap_outcomes(taps: pl.DataFrame) -> pl.DataFrame:
+    """Per outcome and reason (null for cleared taps): taps and their fares in fen."""
+    return (
+        taps.group_by("outcome", "reason")
+        .agg(pl.len().cast(pl.Int64).alias("taps"), pl.col("fare_fen").sum().alias("fare_fen"))
+        .sort("outcome", "reason", nulls_last=False)
+    )
+
+
+def clearing_lag_s(taps: pl.DataFrame) -> dict[str, float | None]:
+    """p50/p95/p99 and max of the lag between a tap and its upload, in seconds."""
+    lag = taps["lag_s"].cast(pl.Float64)
+    if lag.is_empty():
+        return dict.fromkeys([*PERCENTILES, "max"])
+    found: dict[str, float | None] = {
+        k: float(lag.quantile(q, interpolation="linear")) for k, q in PERCENTILES.items()
+    }
+    return found | {"max": float(lag.max())}
+
+
+def daily_tap_outcomes(taps: pl.DataFrame) -> pl.DataFrame:
+    """``day`` plus one column of taps per outcome label (``cleared``, ``rejected: why``)."""
+    label = (
+        pl.when(pl.col("reason").is_null())
+        .then(pl.col("outcome"))
+        .otherwise(pl.col("outcome") + ": " + pl.col("reason"))
+    )
+    counted = taps.with_columns(label.alias("label")).group_by("day", "label").len()
+    if counted.is_empty():
+        return pl.DataFrame({"day": []}, schema={"day": pl.Int64})
+    wide = counted.pivot("label", index="day", values="len").sort("day").fill_null(0)
+    labels = sorted(c for c in wide.columns if c != "day")
+    return wide.select("day", *labels)
+
+
+def settlement_totals(settlement: pl.DataFrame) -> pl.DataFrame:
+    """Per account kind: windows, summed debits, credits, net and payout, all in fen."""
+    return (
+        settlement.group_by("kind")
+        .agg(
+            pl.col("window_id").n_unique().cast(pl.Int64).alias("windows"),
+            *(pl.col(c).sum() for c in ("debits_fen", "credits_fen", "net_fen", "payout_fen")),
+        )
+        .sort("kind")
+    )
+
+
+def calibration_table(
+    published: Mapping[str, float], simulated: Mapping[str, float | None]
+) -> pl.DataFrame:
+    """Per published figure: its value, the simulated one, the error and relative error.
+
+    A figure the run did not simulate keeps its row with nulls: a gap in calibration
+    should be visible, not dropped.
+    """
+    rows = []
+    for name, value in published.items():
+        sim = simulated.get(name)
+        error = None if sim is None else sim - value
+        relative = None if error is None or value == 0 else error / value
+        rows.append((name, float(value), sim, error, relative))
+    schema = {
+        "figure": pl.Utf8,
+        "published": pl.Float64,
+        "simulated": pl.Float64,
+        "error": pl.Float64,
+        "relative_error": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")

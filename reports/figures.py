@@ -32,7 +32,9 @@ from reports.analysis import (
     adoption_shares,
     channels,
     daily_channels,
+    daily_tap_outcomes,
     latency_percentiles,
+    published_marks,
     purchase_channels,
 )
 
@@ -144,11 +146,27 @@ def adoption_figure(daily: pl.DataFrame) -> Figure:
             linestyle=style,
             linewidth=2,
         )
+    _mark_published(ax, daily)
     ax.set_ylim(0, 100)
     _style(ax, "Mobile-payment adoption by segment", "Date", "Share adopted (%)")
     _date_axis(ax)
     _legend_or_note(ax, "Segment", shares.width > 1)
     return fig
+
+
+def _mark_published(ax: Axes, daily: pl.DataFrame) -> None:
+    """Published figures within the run's dates as black diamonds, labelled once."""
+    for i, (date, share, label) in enumerate(published_marks(daily)):
+        ax.plot(
+            [np.datetime64(date)],
+            [share * 100.0],
+            marker="D",
+            markersize=8,
+            linestyle="none",
+            color=colour(6),
+            clip_on=False,  # a 100 % mark sits on the top edge
+            label=label if i == 0 else None,
+        )
 
 
 def plot_adoption(daily: pl.DataFrame, path: Path) -> Path:
@@ -255,3 +273,32 @@ def channels_figure(daily: pl.DataFrame) -> Figure:
 def plot_channels(daily: pl.DataFrame, path: Path) -> Path:
     """Write the daily purchases-by-channel chart for ``daily`` as a PNG at ``path``."""
     return save(channels_figure(daily), path)
+
+
+def taps_figure(taps: pl.DataFrame) -> Figure:
+    """Offline bus taps per day, stacked by clearing outcome and rejection reason."""
+    fig = _new_figure()
+    ax = fig.axes[0]
+    frame = daily_tap_outcomes(taps)
+    days = frame["day"].to_numpy()
+    bottom = np.zeros(frame.height)
+    labels = [c for c in frame.columns if c != "day"]
+    for i, label in enumerate(labels):
+        counts = frame[label].to_numpy().astype(float)
+        ax.bar(days, counts, 0.9, bottom=bottom, label=label, color=colour(i), linewidth=0)
+        bottom += counts
+    _style(ax, "Offline bus taps by clearing outcome", "Day of run (day)", "Taps (per day)")
+    _legend_or_note(ax, "Outcome", bool(labels))
+    return fig
+
+
+def lag_figure(taps: pl.DataFrame) -> Figure:
+    """Histogram of hours between a tap on a bus and its upload to the platform."""
+    fig = _new_figure()
+    ax = fig.axes[0]
+    hours = taps["lag_s"].cast(pl.Float64).to_numpy() / 3600.0
+    if hours.size:
+        ax.hist(hours, bins=30, color=colour(0), label="taps", linewidth=0)
+    _style(ax, "Clearing lag of offline taps", "Lag from tap to upload (hours)", "Taps (count)")
+    _legend_or_note(ax, "Offline taps", bool(hours.size))
+    return fig

@@ -10,21 +10,34 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from matplotlib.figure import Figure
 
 from reports.analysis import (
     OVERLAY_CHANNELS,
+    SUMMARY_FILE,
     RunData,
     amounts_by_operation,
+    clearing_lag_s,
     latency_percentiles,
     load_run,
+    settlement_totals,
+    tap_outcomes,
 )
-from reports.figures import plot_adoption, plot_channels, plot_latency
+from reports.figures import (
+    adoption_figure,
+    channels_figure,
+    lag_figure,
+    latency_figure,
+    save,
+    taps_figure,
+)
 
 REPORT_FILE = "report.html"
 FIGURES_DIR = "figures"
@@ -39,6 +52,7 @@ h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h2 { font-size: 1.2rem; margin-
 table { border-collapse: collapse; } caption { text-align: left; font-weight: 600; }
 th, td { padding: 0.2rem 0.8rem 0.2rem 0; text-align: left; border-bottom: 1px solid #e4e4e4; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.note { color: #555; font-style: italic; }
 .ok { color: #007a4d; font-weight: 600; } .bad { color: #b3261e; font-weight: 600; }
 figure { margin: 1.5rem 0; } figure img { max-width: 100%; height: auto; }
 figcaption { color: #444; font-size: 0.95rem; }
@@ -47,44 +61,87 @@ figcaption { color: #444; font-size: 0.95rem; }
 
 @dataclass(frozen=True)
 class Picture:
-    """One figure of the report: how to draw it from the run, and what it shows."""
+    """One figure of the report: how to build it from the run, and what it shows.
+
+    ``needs_taps`` pictures are drawn only for runs that wrote ``taps.parquet``.
+    """
 
     name: str
-    draw: Callable[[RunData, Path], Path]
+    build: Callable[[RunData], Figure]
     caption: str
+    needs_taps: bool = False
+
+    def applies(self, run: RunData) -> bool:
+        return run.taps is not None or not self.needs_taps
+
+
+def _taps(run: RunData) -> pl.DataFrame:
+    assert run.taps is not None, "a transit picture was built for a run without taps"
+    return run.taps
 
 
 PICTURES = (
     Picture(
         "adoption",
-        lambda run, path: plot_adoption(run.daily, path),
+        lambda run: adoption_figure(run.daily),
         "Share of each segment that has adopted mobile payment, day by day. The dashed "
-        "line is merchants: the share accepting the collection code.",
+        "line is merchants: the share accepting the collection code. Black diamonds are "
+        "published figures, where the run covers their date.",
     ),
     Picture(
         "latency",
-        lambda run, path: plot_latency(run.events, path),
+        lambda run: latency_figure(run.events),
         "Wall-clock latency of platform calls by operation, rejected calls included. "
         "Latency is measured, not simulated: it varies between runs of the same seed.",
     ),
     Picture(
         "channels",
-        lambda run, path: plot_channels(run.daily, path),
+        lambda run: channels_figure(run.daily),
         "Purchases per day by how they were paid. Dashed lines are outcomes already "
         "inside the bars (a declined QR payment was then paid in cash). Below: the "
         "cash share of each day's purchases.",
+    ),
+    Picture(
+        "taps",
+        lambda run: taps_figure(_taps(run)),
+        "Offline bus taps per day of the run, by how the platform cleared them: "
+        "cleared, or rejected with the reason.",
+        needs_taps=True,
+    ),
+    Picture(
+        "clearing_lag",
+        lambda run: lag_figure(_taps(run)),
+        "Hours from a tap on a bus to its upload: how long the platform carries an "
+        "offline fare it has not yet seen.",
+        needs_taps=True,
     ),
 )
 
 
 def build_run_report(run_dir: Path) -> Path:
-    """Write ``figures/*.png`` and ``report.html`` into ``run_dir``; return the page's path."""
+    """Write ``figures/*.png`` and ``report.html`` into ``run_dir``; return the page's path.
+
+    ``summary.json`` gains a ``report`` block naming the page and its figures.
+    """
     run = load_run(Path(run_dir))
     figures_dir = run.run_dir / FIGURES_DIR
-    drawn = [(p, p.draw(run, figures_dir / f"{p.name}.png")) for p in PICTURES]
+    drawn = [
+        (p, save(p.build(run), figures_dir / f"{p.name}.png")) for p in PICTURES if p.applies(run)
+    ]
     out = run.run_dir / REPORT_FILE
     out.write_text(render_page(run, drawn), encoding="utf-8")
+    _note_report(run, [p for p, _ in drawn])
     return out
+
+
+def _note_report(run: RunData, drawn: list[Picture]) -> None:
+    summary = dict(run.summary)
+    summary["report"] = {
+        "page": REPORT_FILE,
+        "figures": [f"{FIGURES_DIR}/{p.name}.png" for p in drawn],
+    }
+    text = json.dumps(summary, indent=2, default=str) + "\n"
+    (run.run_dir / SUMMARY_FILE).write_text(text, encoding="utf-8")
 
 
 def render_page(run: RunData, drawn: Iterable[tuple[Picture, Path]]) -> str:
@@ -97,6 +154,7 @@ def render_page(run: RunData, drawn: Iterable[tuple[Picture, Path]]) -> str:
         _header(run.summary, scenario),
         "<h2>Summary</h2>",
         f'<div class="tables">{_summary_tables(run)}</div>',
+        *_sections(run),
         "<h2>Figures</h2>",
         *(_figure(picture, path) for picture, path in drawn),
         "</body></html>",
@@ -258,3 +316,92 @@ def _figure(picture: Picture, path: Path) -> str:
         f'<img src="data:image/png;base64,{data}" alt="{_esc(picture.caption)}">'
         f"<figcaption>{_esc(picture.caption)}</figcaption></figure>"
     )
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{_esc(text)}</p>'
+
+
+def _sections(run: RunData) -> list[str]:
+    """The sections after the summary; each says so when the run lacks its data."""
+    return [
+        "<h2>Offline bus taps</h2>",
+        _transit_section(run),
+        "<h2>Debt and losses</h2>",
+        _debt_section(run),
+        "<h2>Settlement</h2>",
+        _settlement_section(run),
+        "<h2>Hospital minutes per visit</h2>",
+        _block_or_note(run.summary.get("hospital"), "Hospital visits"),
+        "<h2>Inclusion</h2>",
+        _block_or_note(run.summary.get("inclusion"), "Who was left out"),
+    ]
+
+
+def _transit_section(run: RunData) -> str:
+    if run.taps is None:
+        return _note("Offline taps are not in this run (no taps.parquet).")
+    rows = [
+        (
+            r["outcome"] if r["reason"] is None else f"{r['outcome']}: {r['reason']}",
+            _count(r["taps"]),
+            format_rmb(r["fare_fen"] or 0),
+        )
+        for r in tap_outcomes(run.taps).iter_rows(named=True)
+    ]
+    outcomes = _table("Taps by clearing outcome", rows, ("outcome", "taps", "fares"))
+    lag = clearing_lag_s(run.taps)
+    lag_rows = [(k, _hours(v)) for k, v in lag.items()]
+    lags = _table("Clearing lag, tap to upload", lag_rows)
+    return f'<div class="tables">{outcomes}{lags}</div>'
+
+
+def _hours(seconds: float | None) -> str:
+    return MISSING if seconds is None else f"{seconds / 3600:.2f} h"
+
+
+def _debt_section(run: RunData) -> str:
+    transit = run.summary.get("transit")
+    if not transit:
+        return _note("Debt and losses are not in this run (no transit block in summary.json).")
+    lost_fen = 0
+    if run.taps is not None:
+        rejected = run.taps.filter(pl.col("outcome") == "rejected")
+        lost_fen = int(rejected["fare_fen"].sum() or 0)
+    debt = transit.get("debt_fen")
+    rows: list[Row] = [
+        ("riders' debt to the platform", MISSING if debt is None else format_rmb(debt)),
+        ("fares of rejected taps (lost)", format_rmb(lost_fen)),
+        ("cards on the deny list", _count(transit.get("deny_list_size"))),
+        ("taps still on readers", _count(transit.get("taps_still_on_readers"))),
+    ]
+    for reason, n in transit.get("reader_rejected_by_reason", {}).items():
+        rows.append((f"refused at the reader: {reason}", _count(n)))
+    return f'<div class="tables">{_table("Debt and losses", rows)}</div>'
+
+
+def _settlement_section(run: RunData) -> str:
+    if run.settlement is None or run.settlement.is_empty():
+        return _note("Settlement is not in this run (no settlement.parquet).")
+    rows = [
+        (
+            r["kind"],
+            _count(r["windows"]),
+            *(format_rmb(r[c]) for c in ("debits_fen", "credits_fen", "net_fen", "payout_fen")),
+        )
+        for r in settlement_totals(run.settlement).iter_rows(named=True)
+    ]
+    head = ("account kind", "windows", "debits", "credits", "net", "payout")
+    return f'<div class="tables">{_table("Settlement totals", rows, head)}</div>'
+
+
+def _block_or_note(block: Mapping[str, Any] | None, caption: str) -> str:
+    """A summary block as a two-column table, or a note that the run has none."""
+    if not block:
+        return _note(f"{caption}: not in this run.")
+    rows = [(k, _esc_value(v)) for k, v in block.items()]
+    return f'<div class="tables">{_table(caption, rows)}</div>'
+
+
+def _esc_value(value: object) -> str:
+    return f"{value:,.2f}" if isinstance(value, float) else str(value)

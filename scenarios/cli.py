@@ -89,13 +89,22 @@ def print_summary(summary: dict[str, Any], folder: Path) -> None:
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `cashless run`.")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run folder of `cashless run` or `cashless loadtest`.")
+    ],
 ) -> None:
-    """Rebuild a run folder's report.html and figures from its data files."""
-    from reports import build_run_report
+    """Rebuild a run folder's report.html and figures from its data files.
 
+    A load-test folder (with loadtest.json) gets the latency report instead.
+    """
+    from reports import build_run_report
+    from reports.loadtest import build_loadtest_report, is_loadtest_folder
+
+    if is_loadtest_folder(run_dir):
+        out.print(f"Report: {build_loadtest_report(run_dir)}")
+        return
     if not (run_dir / "summary.json").is_file():
-        raise fail(f"{run_dir} is not a run folder (no summary.json)", 2)
+        raise fail(f"{run_dir} is not a run folder (no summary.json or loadtest.json)", 2)
     try:
         page = build_run_report(run_dir)
     except FileNotFoundError as exc:

@@ -9,20 +9,35 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tests.reports.rundata import RunFactory, make_daily, make_events, make_summary
+from tests.reports.rundata import (
+    RunFactory,
+    make_daily,
+    make_events,
+    make_settlement,
+    make_summary,
+    make_taps,
+)
 
 
 @pytest.fixture
 def make_run(tmp_path: Path) -> RunFactory:
-    """Write a run folder; keyword arguments override top-level ``summary.json`` keys."""
+    """Write a run folder; keyword arguments override top-level ``summary.json`` keys.
 
-    def write(name: str = "run", daily: pl.DataFrame | None = None, **changes: Any) -> Path:
+    ``transit=False`` leaves out taps.parquet and settlement.parquet.
+    """
+
+    def write(
+        name: str = "run", daily: pl.DataFrame | None = None, transit: bool = True, **changes: Any
+    ) -> Path:
         run_dir = tmp_path / name
         run_dir.mkdir()
         events = make_events()
         daily = make_daily() if daily is None else daily
         events.write_parquet(run_dir / "events.parquet")
         daily.write_parquet(run_dir / "daily.parquet")
+        if transit:  # a run from before offline transit wrote neither file
+            make_taps().write_parquet(run_dir / "taps.parquet")
+            make_settlement().write_parquet(run_dir / "settlement.parquet")
         summary = make_summary(events, daily, **changes)
         (run_dir / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
         return run_dir

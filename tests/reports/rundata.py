@@ -103,8 +103,60 @@ def make_summary(events: pl.DataFrame, daily: pl.DataFrame, **changes: Any) -> d
         "platform_calls": {"count": events.height, "rejected": rejected},
         "latency_ms": {f"p{q}": float(np.percentile(latency_ms, q)) for q in (50, 95, 99)},
         "ledger": {"audit_ok": True, "transfer_count": 512, "account_count": 421, "checks": {}},
+        "transit": {
+            "taps": 300,
+            "debt_fen": 1_234,
+            "deny_list_size": 3,
+            "taps_still_on_readers": 0,
+            "reader_rejected_by_reason": {"card_denied": 2},
+        },
     }
     return summary | changes
+
+
+TAP_REASONS = ("insufficient_funds", "card_denied")
+
+
+def make_taps(seed: int = 11, n: int = 300) -> pl.DataFrame:
+    """Offline bus taps, as `cashless run` writes them: most cleared, some rejected."""
+    from scenarios.runner import TAP_SCHEMA
+
+    rng = np.random.default_rng(seed)
+    rejected = rng.random(n) < 0.08
+    tapped = rng.integers(0, DAYS * 86_400, n)
+    lag = rng.integers(60, 8 * 3_600, n)
+    data = {
+        "day": (tapped // 86_400).astype(np.int32),
+        "reader_id": [f"R{i}" for i in rng.integers(1, 30, n)],
+        "reader_seq": np.arange(1, n + 1),
+        "tap_id": [f"{i:032x}" for i in range(n)],
+        "card_id": rng.integers(0, 400, n),
+        "tapped_at_s": tapped,
+        "uploaded_at_s": tapped + lag,
+        "outcome": np.where(rejected, "rejected", "cleared"),
+        "reason": [rng.choice(TAP_REASONS) if r else None for r in rejected],
+        "fare_fen": np.full(n, 200),
+        "wallet_fen": np.where(rejected, 0, 200),
+        "credit_fen": np.zeros(n, dtype=np.int64),
+        "promo_fen": np.zeros(n, dtype=np.int64),
+        "first_reader_id": [None] * n,
+        "lag_s": lag,
+    }
+    return pl.DataFrame(data, schema=TAP_SCHEMA)
+
+
+def make_settlement() -> pl.DataFrame:
+    """One window per day: the operator is paid the day's fares, a merchant its sales."""
+    rows = []
+    for day in range(DAYS):
+        fares, sales = 10_000 + 100 * day, 50_000 + 1_000 * day
+        rows += [
+            (day + 1, "operator:1", "operator", 0, fares, fares, fares, day),
+            (day + 1, "merchant:3", "merchant", 0, sales, sales, sales, day),
+            (day + 1, "resident:9", "resident", fares + sales, 0, -fares - sales, 0, day),
+        ]
+    columns = ["window_id", "account", "kind", "debits_fen", "credits_fen", "net_fen"]
+    return pl.DataFrame(rows, schema=[*columns, "payout_fen", "day"], orient="row")
 
 
 RunFactory = Callable[..., Path]

@@ -22,14 +22,16 @@ from reports import (
     plot_channels,
     plot_latency,
 )
-from reports.figures import DPI, FIGSIZE_IN, OKABE_ITO
-from tests.reports.rundata import POPULATION, make_daily, make_events
+from reports.figures import DPI, FIGSIZE_IN, OKABE_ITO, lag_figure, taps_figure
+from tests.reports.rundata import POPULATION, make_daily, make_events, make_taps
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BUILDERS: dict[str, Callable[[], Figure]] = {
     "adoption": lambda: adoption_figure(make_daily()),
     "latency": lambda: latency_figure(make_events()),
     "channels": lambda: channels_figure(make_daily()),
+    "taps": lambda: taps_figure(make_taps()),
+    "clearing_lag": lambda: lag_figure(make_taps()),
 }
 
 
