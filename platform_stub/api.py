@@ -10,24 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import asdict
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from platform_stub.body_limit import BATCH_PATH, BodyLimit, body_limit
 from platform_stub.clearing import BATCH_TAPS_MAX, UploadedTap
 from platform_stub.emv import render_png
 from platform_stub.exceptions import CashlessError, RequestTooLarge
 from platform_stub.features import feature_modules
 from platform_stub.idempotency import IdempotencyStore
-from platform_stub.openapi_errors import errors
+from platform_stub.openapi_errors import errors, problem
 from platform_stub.service import Platform
-
-REQUEST_BYTES_MAX = 64 * 1024
-BATCH_REQUEST_BYTES_MAX = 1024 * 1024  # a full tap batch: 1,000 codes of ~300 characters
-BATCH_PATH = "/v1/transit/batches"
 
 
 class NewResident(BaseModel):
@@ -89,20 +86,6 @@ class TapBatch(BaseModel):
     taps: list[TapIn] = Field(min_length=1, max_length=BATCH_TAPS_MAX)
 
 
-def problem(status: int, code: str, detail: str) -> JSONResponse:
-    return JSONResponse(
-        status_code=status,
-        media_type="application/problem+json",
-        content={
-            "type": f"urn:cashless:error:{code}",
-            "title": code,
-            "status": status,
-            "code": code,
-            "detail": detail,
-        },
-    )
-
-
 def _bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
     if authorization and authorization.startswith("Bearer "):
         return authorization.removeprefix("Bearer ").strip()
@@ -149,63 +132,13 @@ def _install_size_limit(app: FastAPI) -> None:
     @app.middleware("http")
     async def _limit(request: Request, call_next):  # type: ignore[no-untyped-def]
         length = request.headers.get("content-length")
-        limit = _body_limit(request.url.path)
+        limit = body_limit(request.url.path)
         if length is not None and (not length.isdigit() or int(length) > limit):
             too_large = RequestTooLarge("request_too_large", f"limit is {limit} bytes")
             return problem(too_large.http_status, too_large.code, too_large.detail)
         return await call_next(request)
 
     app.add_middleware(BodyLimit)
-
-
-def _body_limit(path: str) -> int:
-    return BATCH_REQUEST_BYTES_MAX if path == BATCH_PATH else REQUEST_BYTES_MAX
-
-
-class BodyLimit:
-    """Reads a body up to the limit before the app sees it, so a chunked body (no
-    Content-Length) cannot make the server buffer more: past the limit the request is
-    answered request_too_large at once; within it the app gets the bytes replayed."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = _body_limit(scope["path"])
-        body, more = bytearray(), True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > limit:
-                await _too_large(limit)(scope, receive, send)
-                return
-        await self.app(scope, _replay(bytes(body), receive), send)
-
-
-def _replay(body: bytes, receive: Any) -> Any:
-    """The buffered body first, then the client's own messages (a disconnect, which
-    a streaming response listens for)."""
-    sent = False
-
-    async def replayed() -> dict:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replayed
-
-
-def _too_large(limit: int) -> JSONResponse:
-    too_large = RequestTooLarge("request_too_large", f"limit is {limit} bytes")
-    return problem(too_large.http_status, too_large.code, too_large.detail)
 
 
 def _add_routes(app: FastAPI, platform: Platform) -> None:

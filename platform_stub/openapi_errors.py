@@ -1,4 +1,5 @@
-"""Problem codes in the OpenAPI document: each endpoint lists the codes it can return.
+"""Problem details: the problem+json responses, and in the OpenAPI document the codes
+each endpoint can return.
 
 ``responses=errors("exceeds_credits", ...)`` on a route documents, per HTTP status,
 every stable code a client must handle. Codes every endpoint can return (a
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from platform_stub.exceptions import http_status_of
@@ -42,3 +44,17 @@ def errors(*codes: str, credential: bool = True) -> dict[int | str, dict[str, An
         }
         for status, found in sorted(by_status.items())
     }
+
+
+def problem(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        media_type="application/problem+json",
+        content={
+            "type": f"urn:cashless:error:{code}",
+            "title": code,
+            "status": status,
+            "code": code,
+            "detail": detail,
+        },
+    )

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from platform_stub import emv
-from platform_stub.api import BATCH_PATH, BATCH_REQUEST_BYTES_MAX, REQUEST_BYTES_MAX
+from platform_stub.body_limit import BATCH_PATH, BATCH_REQUEST_BYTES_MAX, REQUEST_BYTES_MAX
 from platform_stub.exceptions import QrInvalid, ScenarioError, TapRejected
 from platform_stub.transit import (
     CODE_BYTES,
