@@ -2,7 +2,8 @@
 
 A reader verifies codes with no network, queues the taps, and uploads them only
 when it has coverage: after a rush hour with probability ``coverage`` (dead
-zones, underground stretches) and always at the depot at night. Uploads and
+zones, underground stretches), after every tap on a BRT line (station gates are
+online), and at the depot at night if the depot has a network. Uploads and
 deny-list refreshes go through the platform client like any other call.
 """
 
@@ -26,9 +27,15 @@ DENY_FETCHES_MAX = 20  # deny-list pages per connection
 class Bus(mesa.Agent):
     model: CityModel
 
-    def __init__(self, model: CityModel, index: int, reader_token: str, reader_id: str) -> None:
+    def __init__(
+        self, model: CityModel, index: int, reader_token: str, reader_id: str, route: int,
+        brt: bool,
+    ) -> None:  # fmt: skip
         super().__init__(model)
         self.index = index
+        self.route = route
+        self.brt = brt  # BRT station gates have a network: the reader is never offline
+        self.has_reader = True  # a QR reader is fitted (see the rollout in the model)
         self.reader_token = reader_token
         keys = model.client.transit_public_keys(reader_token)
         self.reader = BusReader(reader_id, keys)

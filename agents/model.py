@@ -1,14 +1,18 @@
 """CityModel: one step is one simulated day of a city's move to mobile payment.
 
-Each day: residents decide whether to adopt (vectorised over the social network),
-new adopters open wallets, merchants decide on the collection code, then the
-day's purchases run in time order, each through the platform client when both
-sides use the app, else in cash. Aggregates are collected per day with numpy.
+Each day: residents learn the app (classes, volunteers, family), decide whether to
+adopt (vectorised over the social network), new users open wallets and claim the
+e-bus card, merchants decide on the collection code, then the day's purchases, bus
+trips, hospital visits, bills and services run in time order, each through the
+platform client when the resident and the other side use this platform, else by
+rival wallet, transit card or cash. Buses park, the settlement window closes, and
+the day's counters become one row of ``daily.parquet``. See agents/README.md (ODD).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from typing import Any
 
 import mesa
@@ -16,26 +20,45 @@ import numpy as np
 import polars as pl
 from faker import Faker
 
+from agents import households, patients, schedule
+from agents.adoption import OURS, Adoption
 from agents.buses import Bus
+from agents.learning import teach
 from agents.merchants import Merchant
-from agents.network import adopted_share, degrees, small_world
+from agents.population import build_population
 from agents.recorder import EventLog
 from agents.residents import Resident
 from platform_stub.clearing import CHINA_TZ, TapOutcome
 from platform_stub.client import PlatformClient
-from scenarios.schema import SEGMENTS, PerSegment, Scenario
+from scenarios.schema import SEGMENTS, Scenario
 
-REGULAR_MERCHANTS = 4  # shops a resident frequents
-CHANNELS = ("merchant_qr", "cash", "declined", "offline_qr", "bus_cash")
-# Purchase times: breakfast, lunch and evening peaks (minute of day, spread, weight).
-SHOPPING_PEAKS = ((7 * 60 + 30, 40, 0.4), (12 * 60 + 15, 40, 0.3), (18 * 60 + 30, 60, 0.3))
-MERCHANT_OPENING_MIN = 6 * 60
 ONBOARDING_MIN = 8 * 60
-DAY_END_MIN = 22 * 60
-# Commutes: (mean minute of day, spread); rush-hour ends, when readers may find coverage.
-COMMUTES = ((8 * 60, 30), (18 * 60, 40))
-RUSH_ENDS_MIN = (9 * 60 + 30, 19 * 60 + 30)
 DEPOT_MIN = 23 * 60
+# Ways to pay, then attempts that failed (the purchase is then also counted under the
+# way it was finally paid, or under cannot_pay).
+PAID_CHANNELS = (
+    "merchant_qr",
+    "app_services",
+    "rival_wallet",
+    "cash",
+    "offline_qr",
+    "transit_card",
+    "bus_cash",
+)
+ATTEMPT_CHANNELS = ("declined", "failed_online", "cannot_pay")
+CHANNELS = PAID_CHANNELS + ATTEMPT_CHANNELS
+DAILY_COUNTS = (
+    "hospital_visits",
+    "hospital_visits_paylater",
+    "hospital_visits_paynow",
+    "hospital_minutes_paylater_sum",
+    "hospital_minutes_paynow_sum",
+    "cannot_pay_elderly",
+    "cannot_pay_total",
+    "promo_cost_fen",
+    "payments_unbooked",
+    "pay_later_rides",
+)
 TAP_COLUMNS = (
     "day",
     "reader_id",
@@ -55,62 +78,89 @@ TAP_COLUMNS = (
 )
 
 
-class CityModel(mesa.Model):
-    """Residents and merchants of a scaled city, calling the platform through ``client``."""
+class SimClock:
+    """Simulated local time of the activity under way, shared with the platform (its
+    clock in-process, a request header over HTTP) from before the first call."""
 
-    def __init__(self, scenario: Scenario, client: PlatformClient, seed: int | None = None) -> None:
+    def __init__(self, start: dt.date) -> None:
+        self.now = dt.datetime.combine(start, dt.time())
+
+    def aware(self) -> dt.datetime:
+        return self.now.replace(tzinfo=CHINA_TZ)
+
+
+class CityModel(mesa.Model):
+    """Residents, merchants, buses, hospitals and billers of a scaled city, calling
+    the platform through ``client``."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        client: PlatformClient,
+        seed: int | None = None,
+        sim_clock: SimClock | None = None,
+    ) -> None:
         super().__init__(seed=scenario.seed if seed is None else seed)
         self.scenario = scenario
         self.client = client
         self.log = EventLog()
         self.day = 0
-        self.now = self.clock(0)  # simulated local time of the activity under way
+        self.sim_clock = sim_clock or SimClock(scenario.city.start_date)
+        self.today: Counter[str] = Counter()
         self.daily_rows: list[dict[str, Any]] = []
         self.tap_rows: list[dict[str, Any]] = []
         self.settlement_rows: list[dict[str, Any]] = []
         self.reader_rejections: dict[str, int] = {}
         self.rider_key_seed = self.rng.bytes(32)
+        self.people = build_population(scenario, self.rng)
+        self.adoption = Adoption(scenario, self.people, self.rng)
         faker = Faker("zh_CN")
         faker.seed_instance(int(self.rng.integers(2**31)))
+        self.kind_names = tuple(scenario.merchants.kinds)
         self.merchant_list = self._make_merchants(faker)
         self.resident_list = self._make_residents(faker)
         self.bus_list = self._make_buses()
-        self._init_adoption()
+        self.reader_order = self.rng.permutation(len(self.bus_list))
+        self.hospitals = patients.register_hospitals(self, self.clock(0))
+        self.billers, self.provider = households.register_providers(self, self.clock(0))
         self._adopt_initial()
 
     # -- construction -------------------------------------------------------------
 
     def _make_merchants(self, faker: Faker) -> list[Merchant]:
+        rules = self.scenario.merchants
+        shares = np.array([rules.kinds[k].share for k in self.kind_names])
+        kinds = self.rng.choice(len(shares), size=self.scenario.city.merchants, p=shares)
+        underground = (
+            self.rng.random(kinds.size)
+            < np.array([rules.kinds[k].underground_share for k in self.kind_names])[kinds]
+        )
         return [
-            Merchant(self, i, faker.company()[:32]) for i in range(self.scenario.city.merchants)
+            Merchant(self, i, faker.company()[:32], self.kind_names[k], bool(u))
+            for i, (k, u) in enumerate(zip(kinds, underground, strict=True))
         ]
 
     def _make_residents(self, faker: Faker) -> list[Resident]:
-        city = self.scenario.city
-        shares = [city.segment_shares.get(s) for s in SEGMENTS]
-        segments = self.rng.choice(len(SEGMENTS), size=city.residents, p=shares)
-        regulars = self.rng.integers(0, city.merchants, size=(city.residents, REGULAR_MERCHANTS))
-        transit = self.scenario.transit
-        rides = (
-            self.rng.random(city.residents)
-            < np.array([transit.rider_share.get(s) for s in SEGMENTS])[segments]
-        )
-        first_bus = self.rng.integers(0, transit.buses, city.residents)
+        n = self.people.size
+        regulars: dict[str, np.ndarray] = {}
+        for kind in self.kind_names:
+            of_kind = [m.index for m in self.merchant_list if m.kind == kind]
+            if of_kind:
+                regulars[kind] = np.array(of_kind)[self.rng.integers(0, len(of_kind), n)]
         return [
             Resident(
                 self,
                 i,
-                SEGMENTS[segments[i]],
+                SEGMENTS[self.people.segment_of[i]],
                 faker.name(),
-                regulars[i].tolist(),
-                (int(first_bus[i]), int(first_bus[i] + 1) % transit.buses) if rides[i] else None,
+                {k: int(v[i]) for k, v in regulars.items()},
             )
-            for i in range(city.residents)
+            for i in range(n)
         ]
 
     def _make_buses(self) -> list[Bus]:
         """One operator; each bus has its own reader with its own credential."""
-        when = self.clock(0)
+        when, transit = self.clock(0), self.scenario.transit
         operator = self.log.call(
             when,
             0,
@@ -125,7 +175,7 @@ class CityModel(mesa.Model):
         if not operator.ok:
             raise RuntimeError(f"cannot register the bus operator: {operator.error_code}")
         buses = []
-        for i in range(self.scenario.transit.buses):
+        for i in range(transit.buses):
             reg = self.log.call(
                 when,
                 0,
@@ -140,45 +190,63 @@ class CityModel(mesa.Model):
             )
             if not reg.ok:
                 raise RuntimeError(f"cannot register reader {i}: {reg.error_code}")
-            buses.append(Bus(self, i, reg.value.token, f"R{reg.value.participant_id}"))
+            route = i % transit.routes
+            buses.append(
+                Bus(
+                    self,
+                    i,
+                    reg.value.token,
+                    f"R{reg.value.participant_id}",
+                    route,
+                    brt=route < transit.brt_routes,
+                )
+            )
         return buses
-
-    def _init_adoption(self) -> None:
-        rules, n = self.scenario.adoption, len(self.resident_list)
-        self.segment_of = np.array([SEGMENTS.index(r.segment) for r in self.resident_list])
-        self.innovation = self.per_resident(rules.innovation)
-        self.imitation = self.per_resident(rules.imitation)
-        self.smartphone = self.rng.random(n) < self.per_resident(rules.smartphone_share)
-        self.adopted = np.zeros(n, dtype=bool)
-        net = self.scenario.network
-        self.ties = small_world(n, net.mean_degree, net.rewire_probability, self.rng)
-        self.tie_count = degrees(self.ties)
-
-    def per_resident(self, table: PerSegment) -> np.ndarray:
-        """Spread a per-segment parameter to one value per resident."""
-        return np.array([table.get(s) for s in SEGMENTS])[self.segment_of]
 
     def _adopt_initial(self) -> None:
         when = self.clock(ONBOARDING_MIN)
         for merchant in self.merchant_list:
             if self.rng.random() < self.scenario.merchants.initial_share:
                 merchant.adopt(when)
-        first = self.smartphone & (
-            self.rng.random(self.smartphone.size) < self.scenario.adoption.initial_share
-        )
-        self._onboard(np.flatnonzero(first))
+        self._start_using(self.adoption.initial())
 
     # -- one day ------------------------------------------------------------------
 
     def step(self) -> None:
-        self.spread_adoption()
+        date = self.date
+        weekday = date.strftime("%a")
+        free_day = self._free_ride_day(date)
+        self.fit_readers(date)
+        lessons = teach(
+            self.scenario, self.people, self.adoption.active, weekday, self.day, self.rng
+        )
+        self.today["learned"] += lessons.learned
+        self._start_using(self.adoption.spread(free_day or self._promotion_day(date)))
+        self.claim_cards()
         self.open_shops()
-        counts = self.run_activities()
+        self.run_activities(weekday, free_day)
         self.park_buses()
         self.close_settlement_window()
-        self.close_day(counts)
+        self.close_day()
         self.day += 1
         self.running = self.day < self.scenario.city.days
+
+    @property
+    def now(self) -> dt.datetime:
+        """Simulated local time of the activity under way."""
+        return self.sim_clock.now
+
+    @now.setter
+    def now(self, when: dt.datetime) -> None:
+        self.sim_clock.now = when
+
+    @property
+    def date(self) -> dt.date:
+        return self.scenario.city.start_date + dt.timedelta(days=self.day)
+
+    @property
+    def scale_up(self) -> float:
+        return self.scenario.city.scale_factor
 
     @staticmethod
     def unix_s(when: dt.datetime) -> int:
@@ -189,88 +257,119 @@ class CityModel(mesa.Model):
         start = dt.datetime.combine(self.scenario.city.start_date, dt.time())
         return start + dt.timedelta(days=self.day, minutes=float(minute_of_day))
 
-    def spread_adoption(self) -> None:
-        """Bass-style adoption over ties; only smartphone owners can adopt."""
-        share = adopted_share(self.ties, self.tie_count, self.adopted)
-        chance = self.innovation + self.imitation * share
-        draws = self.rng.random(self.adopted.size)
-        self._onboard(np.flatnonzero(~self.adopted & self.smartphone & (draws < chance)))
+    def count(self, key: str, n: int = 1) -> None:
+        self.today[key] += n
 
-    def _onboard(self, indices: np.ndarray) -> None:
-        minutes = ONBOARDING_MIN + self.rng.uniform(0, 12 * 60, indices.size)
+    def cannot_pay(self, segment: str) -> None:
+        """A resident who wanted to pay could not: no app, and the merchant takes no cash."""
+        self.today["cannot_pay"] += 1
+        self.today["cannot_pay_total"] += 1
+        if segment == "elderly":
+            self.today["cannot_pay_elderly"] += 1
+
+    def _free_ride_day(self, date: dt.date) -> bool:
+        transit = self.scenario.transit
+        return (
+            transit.free_ride_budget_fen > 0 and date.strftime("%a") in transit.free_ride_weekdays
+        )
+
+    def _promotion_day(self, date: dt.date) -> bool:
+        return any(
+            p.start_date <= date <= p.end_date
+            and (not p.weekdays or date.strftime("%a") in p.weekdays)
+            for p in self.scenario.promotions
+        )
+
+    def reader_share(self, date: dt.date) -> float:
+        """Share of buses with a QR reader on ``date``: linear between rollout points."""
+        points = self.scenario.transit.reader_rollout
+        if not points:
+            return 1.0
+        days = [(p.date - date).days for p in points]
+        return float(np.interp(0, [-d for d in days], [p.share for p in points]))
+
+    def fit_readers(self, date: dt.date) -> None:
+        """Readers go in, in a fixed random order, as the rollout says; BRT had them
+        from the start."""
+        fitted = round(self.reader_share(date) * len(self.bus_list))
+        for rank, b in enumerate(self.reader_order):
+            bus = self.bus_list[b]
+            bus.has_reader = bus.brt or rank < fitted
+
+    def bus_on_route(self, routes: np.ndarray) -> np.ndarray:
+        """A random bus of each route (route r runs buses r, r + routes, ...)."""
+        transit = self.scenario.transit
+        per_route = max(1, transit.buses // transit.routes)
+        return (
+            routes + transit.routes * self.rng.integers(0, per_route, routes.size)
+        ) % transit.buses
+
+    def card_holders_mask(self) -> np.ndarray:
+        return np.array([r.credential is not None for r in self.resident_list])
+
+    def _start_using(self, new: Any) -> None:
+        """New users of this platform open a wallet through the day; rival users start."""
+        self.adoption.start(new.rival)
+        minutes = ONBOARDING_MIN + self.rng.uniform(0, 12 * 60, new.ours.size)
         for i in np.argsort(minutes, kind="stable"):
-            resident = self.resident_list[indices[i]]
-            if resident.onboard(self.clock(minutes[i])):
-                self.adopted[resident.index] = True
+            resident = self.resident_list[new.ours[i]]
+            self.now = self.clock(minutes[i])
+            if resident.onboard(self.now):
+                self.adoption.start(np.array([resident.index]))
+
+    def claim_cards(self) -> None:
+        """App users without the e-bus card claim it at ``card_claims_per_day``."""
+        rate = self.scenario.transit.card_claims_per_day
+        if rate <= 0:
+            return
+        users = self.adoption.active & (self.adoption.wallet == OURS) & ~self.card_holders_mask()
+        claim = np.flatnonzero(users & (self.rng.random(users.size) < rate))
+        self.now = self.clock(ONBOARDING_MIN)
+        for i in claim:
+            self.resident_list[i].claim_bus_card(self.now)
 
     def open_shops(self) -> None:
-        when = self.clock(MERCHANT_OPENING_MIN)
+        when = self.clock(schedule.MERCHANT_OPENING_MIN)
         for merchant in self.merchant_list:
             merchant.consider_adopting(when)
 
-    def run_activities(self) -> dict[str, int]:
-        """The day's purchases, bus rides and reader uploads, in time order."""
-        counts = dict.fromkeys(CHANNELS, 0)
+    def run_activities(self, weekday: str, free_day: bool) -> None:
+        """The day's purchases, trips, visits, errands and reader uploads, in time order."""
         activities = sorted(
-            [*self._purchases(), *self._rides(), *self._coverage_checks()],
+            [
+                *schedule.purchases(self),
+                *schedule.rides(self, weekday, free_day),
+                *schedule.coverage_checks(self),
+                *patients.todays_visits(self),
+                *households.todays_errands(self),
+            ],
             key=lambda a: a[0],
         )
         for minute, kind, args in activities:
             self.now = self.clock(minute)
-            channel = getattr(self, f"_do_{kind}")(self.now, *args)
-            if channel:
-                counts[channel] += 1
-                if channel == "declined":
-                    counts["cash"] += 1  # the customer still pays, in cash
-        return counts
+            getattr(self, f"_do_{kind}")(self.now, *args)
 
-    def _purchases(self) -> list[tuple[float, str, tuple]]:
-        spend = self.scenario.spending
-        per_day = self.per_resident(spend.purchases_per_day)
-        who = np.repeat(np.arange(per_day.size), self.rng.poisson(per_day))
-        minutes = self._purchase_minutes(who.size)
-        amounts = np.maximum(
-            1,
-            np.rint(
-                spend.amount_fen_median * np.exp(self.rng.normal(0, spend.amount_sigma, who.size))
-            ),
-        ).astype(np.int64)
-        shops = self.rng.integers(0, REGULAR_MERCHANTS, who.size)
-        return [
-            (float(minutes[i]), "purchase", (int(who[i]), int(shops[i]), int(amounts[i])))
-            for i in range(who.size)
-        ]
-
-    def _rides(self) -> list[tuple[float, str, tuple]]:
-        riders = [r for r in self.resident_list if r.route is not None]
-        rides = []
-        for leg, (centre, spread) in enumerate(COMMUTES):
-            minutes = self.rng.normal(centre, spread, len(riders))
-            rides += [
-                (float(m), "ride", (r.index, r.route[leg]))
-                for r, m in zip(riders, minutes, strict=True)
-            ]
-        return rides
-
-    def _coverage_checks(self) -> list[tuple[float, str, tuple]]:
-        covered = self.rng.random((len(RUSH_ENDS_MIN), len(self.bus_list)))
-        coverage = self.scenario.transit.coverage
-        return [
-            (float(minute), "connect", (b, bool(covered[k, b] < coverage)))
-            for k, minute in enumerate(RUSH_ENDS_MIN)
-            for b in range(len(self.bus_list))
-        ]
-
-    def _do_purchase(self, when: dt.datetime, who: int, shop: int, amount_fen: int) -> str:
+    def _do_purchase(
+        self, when: dt.datetime, who: int, kind: str, amount_fen: int, rush: bool
+    ) -> None:
         resident = self.resident_list[who]
-        merchant = self.merchant_list[resident.regular_merchants[shop]]
-        return resident.shop(when, merchant, amount_fen)
+        if kind in resident.regulars:
+            resident.shop(when, self.merchant_list[resident.regulars[kind]], amount_fen, rush)
 
-    def _do_ride(self, when: dt.datetime, who: int, bus: int) -> str:
-        return self.resident_list[who].ride(when, self.bus_list[bus])
+    def _do_ride(self, when: dt.datetime, who: int, bus: int) -> None:
+        self.resident_list[who].ride(when, self.bus_list[bus])
 
     def _do_connect(self, when: dt.datetime, bus: int, covered: bool) -> None:
-        self.bus_list[bus].connect(when, covered)
+        self.bus_list[bus].connect(when, covered or self.bus_list[bus].brt)
+
+    def _do_visit(self, when: dt.datetime, who: int, hospital: int) -> None:
+        patients.visit(self, self.resident_list[who], self.hospitals[hospital], when)
+
+    def _do_bill(self, when: dt.datetime, who: int, biller: int) -> None:
+        households.pay_bill(self, self.resident_list[who], self.billers[biller], when)
+
+    def _do_service(self, when: dt.datetime, who: int) -> None:
+        households.book_service(self, self.resident_list[who], when)
 
     def park_buses(self) -> None:
         """At the depot a reader uploads everything if the depot has a network; a bus
@@ -280,7 +379,7 @@ class CityModel(mesa.Model):
         last_day = self.day + 1 >= self.scenario.city.days
         covered = self.rng.random(len(self.bus_list)) < self.scenario.transit.depot_coverage
         for bus, has_network in zip(self.bus_list, covered, strict=True):
-            bus.connect(when, covered=bool(has_network) or last_day)
+            bus.connect(when, covered=bool(has_network) or last_day or bus.brt)
 
     def close_settlement_window(self) -> None:
         when = self.clock(DEPOT_MIN + 30)
@@ -307,27 +406,36 @@ class CityModel(mesa.Model):
             lag_s=uploaded_at_s - tapped_at_s,
         )
         self.tap_rows.append(row)
+        if getattr(outcome, "credit_fen", 0):
+            self.today["pay_later_rides"] += 1
+        self.today["promo_cost_fen"] += getattr(outcome, "promo_fen", 0) or 0
 
     def note_reader_rejection(self, reason: str | None) -> None:
         key = reason or "unknown"
         self.reader_rejections[key] = self.reader_rejections.get(key, 0) + 1
 
-    def _purchase_minutes(self, n: int) -> np.ndarray:
-        centres, spreads, weights = np.array(SHOPPING_PEAKS, dtype=float).T
-        peak = self.rng.choice(len(weights), size=n, p=weights / weights.sum())
-        minutes = self.rng.normal(centres[peak], spreads[peak])
-        return np.clip(minutes, MERCHANT_OPENING_MIN, DAY_END_MIN)
-
-    def close_day(self, counts: dict[str, int]) -> None:
-        date = self.scenario.city.start_date + dt.timedelta(days=self.day)
+    def close_day(self) -> None:
+        date, adoption = self.date, self.adoption
         row: dict[str, Any] = {"date": date, "day": self.day, "weekday": date.strftime("%a")}
+        ours = adoption.active & (adoption.wallet == OURS)
         for k, segment in enumerate(SEGMENTS):
-            in_segment = self.segment_of == k
+            in_segment = self.people.segment_of == k
             row[f"population_{segment}"] = int(in_segment.sum())
-            row[f"adopters_{segment}"] = int((self.adopted & in_segment).sum())
+            row[f"adopters_{segment}"] = int((adoption.active & in_segment).sum())
+            row[f"platform_users_{segment}"] = int((ours & in_segment).sum())
+            row[f"able_{segment}"] = int(
+                (self.people.smartphone & self.people.literate & in_segment).sum()
+            )
+        row["rival_users"] = int((adoption.active & (adoption.wallet != OURS)).sum())
         row["population_merchant"] = len(self.merchant_list)
         row["adopters_merchant"] = sum(m.accepts_qr for m in self.merchant_list)
-        row.update({f"tx_{c}": n for c, n in counts.items()})
+        row["merchants_cash_only"] = row["population_merchant"] - row["adopters_merchant"]
+        row.update({f"tx_{c}": self.today[c] for c in CHANNELS})
+        row.update({k: self.today[k] for k in (*DAILY_COUNTS, "learned")})
+        row["lapses"] = adoption.lapses
+        row["card_holders"] = int(self.card_holders_mask().sum())
+        row["reader_share"] = sum(b.has_reader for b in self.bus_list) / len(self.bus_list)
+        waits = [w for m in self.merchant_list if (w := m.close_day()) is not None]
+        row["breakfast_wait_min_mean"] = float(np.mean(waits)) if waits else None
         self.daily_rows.append(row)
-        for merchant in self.merchant_list:
-            merchant.close_day()
+        self.today.clear()

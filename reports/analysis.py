@@ -26,10 +26,12 @@ TAPS_FILE = "taps.parquet"
 SETTLEMENT_FILE = "settlement.parquet"
 PERCENTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 
-# ``tx_declined`` counts QR attempts that failed; the customer then paid cash, so the
-# same purchase is also in ``tx_cash``. Overlay channels are outcomes, not ways to pay:
-# adding them to the purchase total would count those purchases twice.
-OVERLAY_CHANNELS = frozenset({"declined"})
+# ``tx_declined`` and ``tx_failed_online`` count app attempts that failed; the customer
+# then paid another way, so the same purchase is also in that way's column.
+# ``tx_cannot_pay`` counts residents turned away (no app, merchant refuses cash).
+# Overlay channels are outcomes, not ways to pay: adding them to the purchase total
+# would count purchases twice, or count ones that never happened.
+OVERLAY_CHANNELS = frozenset({"declined", "failed_online", "cannot_pay"})
 CASH_CHANNEL = "cash"
 
 

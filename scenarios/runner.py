@@ -11,7 +11,6 @@ run folder/
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import time
@@ -24,14 +23,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from agents import CityModel
+from agents.model import PAID_CHANNELS, SimClock
 from platform_stub import HttpClient, InProcessClient, Platform, PlatformClient
 from platform_stub.audit import AuditReport
-from platform_stub.clearing import CHINA_TZ, PROMO_ACCOUNT, Fares
 from platform_stub.exceptions import PlatformError
-from platform_stub.ledger import DEBITS_MUST_NOT_EXCEED_CREDITS, TransferRequest
-from platform_stub.promotions import MARKETING_ACCOUNT
+from platform_stub.simclock import send_sim_time
 from platform_stub.transit_service import TransitMetrics
 from scenarios.loader import dump_toml
+from scenarios.platform_config import configure_platform, scenario_fares
 from scenarios.schema import SEGMENTS, Scenario
 
 LEDGER_FILE = "ledger.db"
@@ -99,10 +98,13 @@ def run_scenario(
     started = time.perf_counter()
     platform = None if platform_url else open_platform(scenario, out_dir / LEDGER_FILE)
     client: PlatformClient = HttpClient(platform_url) if platform_url else InProcessClient(platform)
+    sim_clock = SimClock(scenario.city.start_date)
+    if platform:  # campaigns, due dates, credit tenure: the platform keeps sim time
+        platform.clock = sim_clock.aware
+    else:  # a server started with --sim-clock reads it from each request
+        send_sim_time(client, sim_clock.aware)
     try:
-        model = CityModel(scenario, client, seed=seed)
-        if platform:  # campaigns run on local days: the in-process platform keeps sim time
-            platform.clock = lambda: model.now.replace(tzinfo=CHINA_TZ)
+        model = CityModel(scenario, client, seed=seed, sim_clock=sim_clock)
         _step_with_progress(model, console)
         audit = platform.audit() if platform else None
         metrics = _transit_metrics(client)
@@ -114,30 +116,13 @@ def run_scenario(
 
 
 def open_platform(scenario: Scenario, ledger_path: Path) -> Platform:
-    """The in-process platform, configured by the scenario: fares, free-ride days and
-    the free-ride campaign's budget (funded from the platform's marketing account)."""
+    """The in-process platform on ``ledger_path``, configured by the scenario."""
     keyring_seed = hashlib.sha256(f"platform keys, seed {scenario.seed}".encode()).digest()
-    platform = Platform.open(f"sqlite:///{ledger_path}", fares=scenario_fares(scenario),
-                             keyring_seed=keyring_seed)
-    budget_fen = scenario.transit.free_ride_budget_fen
-    if budget_fen > 0:
-        with platform.db.transaction() as tx:
-            promo = platform.ledger.create_account(tx, PROMO_ACCOUNT, "promotion",
-                                                   DEBITS_MUST_NOT_EXCEED_CREDITS)
-            marketing = platform.ledger.create_account(tx, MARKETING_ACCOUNT, "platform", 0)
-            platform.ledger.transfer(tx, TransferRequest(
-                "campaign:free_rides:budget", marketing.id, promo.id, budget_fen,
-                "campaign_budget"))
+    platform = Platform.open(
+        f"sqlite:///{ledger_path}", fares=scenario_fares(scenario), keyring_seed=keyring_seed
+    )
+    configure_platform(platform, scenario)
     return platform
-
-
-def scenario_fares(scenario: Scenario) -> Fares:
-    """Fares and the dates of the scenario's free-ride weekdays within its run."""
-    transit, city = scenario.transit, scenario.city
-    days = (city.start_date + dt.timedelta(days=n) for n in range(city.days))
-    free = frozenset(d for d in days if d.strftime("%a") in transit.free_ride_weekdays)
-    return Fares(fare_fen=transit.fare_fen, transfer_discount_fen=transit.transfer_discount_fen,
-                 transfer_window_s=transit.transfer_window_min * 60, free_ride_dates=free)
 
 
 def _transit_metrics(client: PlatformClient) -> TransitMetrics | None:
@@ -216,10 +201,11 @@ def summarise(
             "scale_factor": scenario.city.scale_factor,
         },
         "adoption": _adoption(last),
-        "transactions": {
-            "count": sum(n for c, n in by_channel.items() if c != "declined"),
-            "by_channel": by_channel,
-        },
+        "transactions": _transactions(by_channel),
+        "inclusion": _inclusion(daily),
+        "hospital": _hospital(daily),
+        "promotions": {"cost_fen": int(daily["promo_cost_fen"].sum())},
+        "city_figures": _city_figures(scenario, last),
         "platform_calls": {
             "count": events.height,
             "rejected": int((events["status"] != "ok").sum()),
@@ -271,3 +257,59 @@ def _adoption(last: dict[str, Any]) -> dict[str, Any]:
         s: last[f"adopters_{s}"] / max(last[f"population_{s}"], 1) for s in (*SEGMENTS, "merchant")
     }
     return {"overall": adopters / max(people, 1), "by_segment": by_segment}
+
+
+def _transactions(by_channel: dict[str, int]) -> dict[str, Any]:
+    """Payments by how they were finally made; failed attempts are listed apart."""
+    paid = {c: n for c, n in by_channel.items() if c in PAID_CHANNELS}
+    total = sum(paid.values())
+    cash = paid.get("cash", 0) + paid.get("bus_cash", 0)
+    return {
+        "count": total,
+        "by_channel": by_channel,
+        "cash_share": cash / total if total else None,
+    }
+
+
+def _inclusion(daily: pl.DataFrame) -> dict[str, Any]:
+    """Who could not pay: residents without the app at merchants that refuse cash."""
+    elderly_days = int(daily["population_elderly"].sum())
+    return {
+        "residents_cannot_pay": int(daily["cannot_pay_total"].sum()),
+        "elderly_cannot_pay": int(daily["cannot_pay_elderly"].sum()),
+        "elderly_cannot_pay_share": int(daily["cannot_pay_elderly"].sum()) / max(elderly_days, 1),
+        "merchants_cash_only": int(daily.row(-1, named=True)["merchants_cash_only"]),
+        "elderly_able_share": daily.row(-1, named=True)["able_elderly"]
+        / max(daily.row(-1, named=True)["population_elderly"], 1),
+    }
+
+
+def _hospital(daily: pl.DataFrame) -> dict[str, Any]:
+    """Minutes per visit with and without treat first, pay later (52.7 min published)."""
+
+    def per_visit(mode: str) -> float | None:
+        visits = int(daily[f"hospital_visits_{mode}"].sum())
+        return int(daily[f"hospital_minutes_{mode}_sum"].sum()) / visits if visits else None
+
+    later, now = per_visit("paylater"), per_visit("paynow")
+    return {
+        "visits": int(daily["hospital_visits"].sum()),
+        "visits_paylater": int(daily["hospital_visits_paylater"].sum()),
+        "minutes_per_visit_paylater": later,
+        "minutes_per_visit_paynow": now,
+        "minutes_saved_per_visit": now - later if later is not None and now is not None else None,
+    }
+
+
+def _city_figures(scenario: Scenario, last: dict[str, Any]) -> dict[str, Any]:
+    """The last day's counts scaled up to the real city (x scale_factor)."""
+    scale = scenario.city.scale_factor
+    users = sum(last[f"adopters_{s}"] for s in SEGMENTS)
+    return {
+        "scale_factor": scale,
+        "app_users": round(users * scale),
+        "platform_users": round(sum(last[f"platform_users_{s}"] for s in SEGMENTS) * scale),
+        "bus_card_holders": round(last["card_holders"] * scale),
+        "qr_bus_rides_last_day": round(last["tx_offline_qr"] * scale),
+        "merchants_accepting_app": round(last["adopters_merchant"] * scale),
+    }

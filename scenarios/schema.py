@@ -8,35 +8,23 @@ integer fen.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-SEGMENTS = ("youth", "adult", "elderly")
-Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+from scenarios.schema_base import SEGMENTS, PerSegment, Shares, Strict, Weekday
+from scenarios.schema_services import (
+    Bills,
+    Competition,
+    Credit,
+    Elderly,
+    Hospital,
+    Merchants,
+    Promotion,
+    Spending,
+    Transit,
+)
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class PerSegment(Strict):
-    """One number per resident segment (youth 18-34, adult 35-59, elderly 60+)."""
-
-    youth: float = Field(ge=0)
-    adult: float = Field(ge=0)
-    elderly: float = Field(ge=0)
-
-    def get(self, segment: str) -> float:
-        return float(getattr(self, segment))
-
-
-class Shares(PerSegment):
-    """Fractions in [0, 1], one per segment."""
-
-    youth: float = Field(ge=0, le=1)
-    adult: float = Field(ge=0, le=1)
-    elderly: float = Field(ge=0, le=1)
+__all__ = ["SEGMENTS", "PerSegment", "Scenario", "Shares", "Strict", "Weekday"]
 
 
 class City(Strict):
@@ -63,10 +51,18 @@ class City(Strict):
 
 
 class Network(Strict):
-    """Small-world social ties (households, workplaces, neighbours) for imitation."""
+    """Social ties imitation runs over, in three layers: households (everyone tied to
+    everyone at home), workplaces (youth and adults, a clique per workplace) and a
+    Watts-Strogatz small world of neighbours and friends."""
 
-    mean_degree: int = Field(ge=2, le=100, description="Ties per resident (even).")
+    mean_degree: int = Field(ge=2, le=100, description="Neighbour/friend ties per resident (even).")
     rewire_probability: float = Field(ge=0, le=1, description="Watts-Strogatz rewiring.")
+    household_size_mean: float = Field(
+        default=2.8, ge=1, le=10, description="Mean household size (Wuhan 2017: about 2.8)."
+    )
+    workplace_size_mean: float = Field(
+        default=12, ge=2, le=500, description="Mean co-workers per workplace (youth, adults)."
+    )
 
 
 class Adoption(Strict):
@@ -77,53 +73,24 @@ class Adoption(Strict):
     imitation: PerSegment = Field(description="Daily probability per share of adopted ties.")
     smartphone_share: Shares = Field(description="Residents who own a smartphone.")
     initial_share: float = Field(ge=0, le=1, description="Share adopted on day 0.")
-
-
-class Merchants(Strict):
-    """Merchants adopt the collection code on customer demand; all still take cash."""
-
-    innovation: float = Field(ge=0, le=1, description="Daily adoption probability from outside.")
-    demand_response: float = Field(
+    digital_literacy: Shares = Field(
+        default=Shares(youth=1.0, adult=1.0, elderly=1.0),
+        description="Smartphone owners able to set up and use the app unaided; the rest "
+        "adopt only after training, a volunteer or family help (see [elderly]).",
+    )
+    promotion_boost: float = Field(
+        default=0.0,
         ge=0,
         le=1,
-        description="Added daily P(adopt) per share of yesterday's customers "
-        "who asked to pay by app and had to pay cash.",
+        description="Added daily P(adopt) on a day a campaign runs (free rides, subsidies).",
     )
-    initial_share: float = Field(ge=0, le=1, description="Share accepting the code on day 0.")
-
-
-class Spending(Strict):
-    purchases_per_day: PerSegment = Field(description="Mean purchases per resident per day.")
-    amount_fen_median: int = Field(ge=1, description="Median purchase (lognormal), fen.")
-    amount_sigma: float = Field(ge=0, le=3, description="Lognormal sigma of purchase size.")
-    top_up_fen: int = Field(ge=100, le=5_000_000, description="Top-up when the wallet is short.")
-
-
-class Transit(Strict):
-    """Buses with offline readers, and riders who tap the e-bus-card code."""
-
-    rider_share: Shares = Field(description="Residents who commute by bus every day.")
-    card_share: float = Field(
-        ge=0, le=1, description="Adopting riders who claim the e-bus card (the rest pay cash)."
-    )
-    buses: int = Field(ge=1, le=20_000, description="Buses, one offline reader each.")
-    coverage: float = Field(
+    lapse_after_failure: float = Field(
+        default=0.0,
         ge=0,
         le=1,
-        description="Chance a reader has a network after a rush hour; at the depot "
-        "at night every reader uploads.",
+        description="P(stop using the app) after a failed payment (dead zone, decline); "
+        "a lapsed resident keeps the wallet and may adopt again by the same rule.",
     )
-    depot_coverage: float = Field(
-        ge=0, le=1, description="Chance a depot has a network at night; readers of the others "
-        "stay offline, perhaps for days, until a connection."
-    )
-    fare_fen: int = Field(ge=0, le=10_000, description="Flat fare per ride.")
-    transfer_discount_fen: int = Field(ge=0, le=10_000, description="Off a ride within the window.")
-    transfer_window_min: int = Field(ge=0, le=24 * 60, description="Transfer window after a ride.")
-    free_ride_weekdays: list[Weekday] = Field(
-        description='Weekdays on which the campaign pays every fare (e.g. ["Fri"]).'
-    )
-    free_ride_budget_fen: int = Field(ge=0, description="Campaign budget for free rides.")
 
 
 class Scenario(Strict):
@@ -138,3 +105,11 @@ class Scenario(Strict):
     merchants: Merchants
     spending: Spending
     transit: Transit
+    hospital: Hospital = Field(default_factory=Hospital)
+    bills: Bills = Field(default_factory=Bills)
+    elderly: Elderly = Field(default_factory=Elderly)
+    credit: Credit = Field(default_factory=Credit)
+    competition: Competition = Field(default_factory=Competition)
+    promotions: list[Promotion] = Field(
+        default_factory=list, description="Merchant-payment campaigns ([[promotions]])."
+    )

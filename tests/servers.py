@@ -20,14 +20,29 @@ def free_port() -> int:
 
 
 def start_server(
-    db_url: str, log_path: Path, workers: int = 1
+    db_url: str,
+    log_path: Path,
+    workers: int = 1,
+    scenario: Path | None = None,
+    sim_clock: bool = False,
 ) -> tuple[subprocess.Popen, str]:
     """`python -m platform_stub.server` on a free loopback port, waited on until healthy."""
     port = free_port()
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "platform_stub.server", "--db", db_url, "--port", str(port),
-         "--workers", str(workers)],
+        [
+            sys.executable,
+            "-m",
+            "platform_stub.server",
+            "--db",
+            db_url,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            *(["--scenario", str(scenario)] if scenario else []),
+            *(["--sim-clock"] if sim_clock else []),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

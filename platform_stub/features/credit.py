@@ -76,6 +76,7 @@ OVERDUE_POINTS_MIN = -240
 LATE_POINTS_EACH = -15
 LATE_POINTS_MIN = -90
 
+TREAT_FIRST = "treat_first_pay_later"
 GATE_THRESHOLDS: dict[str, int] = {
     "pay_later_transit": 600,
     "treat_first_pay_later": 650,
@@ -108,6 +109,9 @@ class Service:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
         self.clock: Callable[[], dt.datetime] = lambda: platform.clock()  # tests set their own
+        # A city sets its own thresholds (a scenario's [credit] section); a service
+        # switched off gets a threshold above SCORE_MAX, so no score opens it.
+        self.thresholds: dict[str, int] = dict(GATE_THRESHOLDS)
         # The score reads the bill and visit tables, so it makes sure they exist.
         create_tables(platform, [*bills.SCHEMA, *hospital.SCHEMA, *SCHEMA])
 
@@ -125,11 +129,20 @@ class Service:
         if service not in GATE_THRESHOLDS:
             raise InvalidRequest("invalid_request",
                                  f"service must be one of {sorted(GATE_THRESHOLDS)}")
-        return passes(self.score(participant_id).score, service)
+        return self.passes(self.score(participant_id).score, service)
+
+    def passes(self, score: int, service: str) -> bool:
+        return score >= self.thresholds[service]
 
     def credit_limit_fen(self, participant_id: int) -> int:
         """The ride-first-pay-later line this resident's score earns."""
-        return limit_for(self.score(participant_id).score)
+        return limit_for(self.score(participant_id).score, self.thresholds["pay_later_transit"])
+
+    def configure(self, pay_later: bool, transit_min_score: int, treat_first_min_score: int) -> None:
+        """Set the city's gates; ``pay_later=False`` closes both pay-later services."""
+        closed = SCORE_MAX + 1
+        self.thresholds["pay_later_transit"] = transit_min_score if pay_later else closed
+        self.thresholds[TREAT_FIRST] = treat_first_min_score if pay_later else closed
 
     def _score_once(self, participant_id: int, now: dt.datetime) -> CreditScore:
         with self.platform.db.transaction() as tx:
@@ -162,8 +175,9 @@ def add_routes(app: FastAPI, platform: Platform) -> None:
     def credit(token: Token) -> dict:
         """The caller's own score, its factors, and what it opens."""
         score = service.my_score(token)
-        gates = {name: passes(score.score, name) for name in GATE_THRESHOLDS}
-        return asdict(score) | {"credit_limit_fen": limit_for(score.score), "gates": gates}
+        gates = {name: service.passes(score.score, name) for name in service.thresholds}
+        limit_fen = limit_for(score.score, service.thresholds["pay_later_transit"])
+        return asdict(score) | {"credit_limit_fen": limit_fen, "gates": gates}
 
 
 def clamp(total: int) -> int:
@@ -175,12 +189,8 @@ def points(count: int, each: int, cap: int) -> int:
     return max(cap, count * each) if each < 0 else min(cap, count * each)
 
 
-def passes(score: int, service: str) -> bool:
-    return score >= GATE_THRESHOLDS[service]
-
-
-def limit_for(score: int) -> int:
-    floor = GATE_THRESHOLDS["pay_later_transit"]
+def limit_for(score: int, floor: int = GATE_THRESHOLDS["pay_later_transit"]) -> int:
+    """The credit line at ``score`` when ride first pay later opens at ``floor``."""
     if score < floor:
         return 0
     span_fen = CREDIT_LIMIT_FEN_MAX - CREDIT_LIMIT_FEN_MIN

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from agents import CityModel
+from agents.model import PAID_CHANNELS
 from platform_stub import InProcessClient, Platform
 from scenarios.loader import load_scenario
 from scenarios.runner import run_scenario
@@ -51,7 +52,9 @@ def test_in_process_and_http_runs_end_with_identical_balances(
     scenario = load_scenario(TINY_SCENARIO)
     local = run_scenario(scenario, tmp_path / "local", seed=5)
     server_db = tmp_path / "server.db"
-    proc, url = start_server(f"sqlite:///{server_db}", tmp_path / "server.log")
+    proc, url = start_server(
+        f"sqlite:///{server_db}", tmp_path / "server.log", scenario=TINY_SCENARIO, sim_clock=True
+    )
     try:
         remote = run_scenario(scenario, tmp_path / "remote", seed=5, platform_url=url)
     finally:
@@ -83,8 +86,8 @@ def test_run_folder_holds_every_promised_file(tmp_path: Path) -> None:
     )
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["ledger"]["audit_ok"] is True
-    channels = ("tx_merchant_qr", "tx_cash", "tx_offline_qr", "tx_bus_cash")
-    assert summary["transactions"]["count"] == sum(int(daily[c].sum()) for c in channels)
+    paid = [f"tx_{c}" for c in PAID_CHANNELS]
+    assert summary["transactions"]["count"] == sum(int(daily[c].sum()) for c in paid)
     transit = summary["transit"]
     assert transit["taps"] == int(daily["tx_offline_qr"].sum()) > 0
     assert transit["taps_still_on_readers"] == 0  # the depot upload takes every tap
@@ -107,8 +110,8 @@ def test_adoption_only_grows_and_merchants_always_take_cash(tmp_path: Path) -> N
     assert adopters.diff().drop_nulls().min() >= 0
     assert adopters[-1] > adopters[0]
     assert (daily["tx_cash"] > 0).all()  # non-adopters still pay cash everywhere
-    no_phone = ~model.smartphone
-    assert not (model.adopted & no_phone).any()
+    unable = ~(model.people.smartphone & model.people.literate)
+    assert not (model.adoption.active & unable).any()
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -140,12 +143,17 @@ def test_events_and_taps_agree_with_the_ledger(tmp_path: Path, seed: int) -> Non
 
 
 def test_free_ride_days_are_paid_by_the_campaign_and_only_on_those_days(tmp_path: Path) -> None:
-    scenario = load_scenario(TINY_SCENARIO, {"transit.free_ride_weekdays": ["Fri"],
-                                             "transit.free_ride_budget_fen": 1_000_000})
+    scenario = load_scenario(
+        TINY_SCENARIO,
+        {"transit.free_ride_weekdays": ["Fri"], "transit.free_ride_budget_fen": 1_000_000},
+    )
     result = run_scenario(scenario, tmp_path / "run", seed=4)
     taps = pl.read_parquet(result.out_dir / "taps.parquet").with_columns(
-        pl.from_epoch("tapped_at_s").dt.convert_time_zone("Asia/Shanghai").dt.weekday()
-        .alias("weekday"))
+        pl.from_epoch("tapped_at_s")
+        .dt.convert_time_zone("Asia/Shanghai")
+        .dt.weekday()
+        .alias("weekday")
+    )
     cleared = taps.filter(pl.col("outcome") == "cleared")
     friday = cleared.filter(pl.col("weekday") == 5)
     assert friday.height > 0 and (friday["promo_fen"] == friday["fare_fen"]).all()
