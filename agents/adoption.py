@@ -62,6 +62,11 @@ class Adoption:
         draws = self.rng.random(people.size)
         return self._choose(np.flatnonzero(~self.active & self.able & (draws < chance)))
 
+    def set_up(self, who: np.ndarray) -> NewUsers:
+        """Residents a class or volunteer just set the app up with, if not using one."""
+        who = who[~self.active[who]]
+        return self._choose(who)
+
     def _choose(self, who: np.ndarray) -> NewUsers:
         returning = self.wallet[who] != NO_WALLET  # a lapsed user goes back to their wallet
         fresh = who[~returning]

@@ -10,11 +10,14 @@ day (vectorised over residents):
 - ``volunteer_visits_per_week / 7`` home visits teach one such resident each;
 - a resident whose household has an app user learns with P ``family_help`` a day,
   and one without a smartphone is given one with P ``family_phone`` a day.
+
+A class or a volunteer sets the app up with the learner, so those who learn there
+start using it that day (``Lessons.set_up``); family learners adopt by the usual rule.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,6 +36,7 @@ class Lessons:
     learned_from_volunteers: int = 0
     learned_from_family: int = 0
     phones_given: int = 0
+    set_up: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def learned(self) -> int:
@@ -53,9 +57,13 @@ def teach(
         seats = int(per_day * rules.class_capacity)
         attendees = _learners(people, seats, rng)
         lessons.class_seats = seats
-        lessons.learned_in_class = _learn(people, attendees, rules.class_success, rng)
+        in_class = _learn(people, attendees, rules.class_success, rng)
+        lessons.learned_in_class = int(in_class.size)
+        lessons.set_up = in_class
     visits = _visits_today(rules.volunteer_visits_per_week, day)
-    lessons.learned_from_volunteers = _learn(people, _learners(people, visits, rng), 1.0, rng)
+    visited = _learn(people, _learners(people, visits, rng), 1.0, rng)
+    lessons.learned_from_volunteers = int(visited.size)
+    lessons.set_up = np.concatenate([lessons.set_up, visited])
     helped = people.households_using(active)
     can_learn = helped & people.smartphone & ~people.literate
     lessons.learned_from_family = _learn(people, np.flatnonzero(can_learn), rules.family_help, rng)
@@ -81,7 +89,9 @@ def _learners(people: Population, seats: int, rng: np.random.Generator) -> np.nd
     return waiting[elderly_first[:seats]]
 
 
-def _learn(people: Population, who: np.ndarray, success: float, rng: np.random.Generator) -> int:
+def _learn(
+    people: Population, who: np.ndarray, success: float, rng: np.random.Generator
+) -> np.ndarray:
     learned = who[rng.random(who.size) < success]
     people.literate[learned] = True
-    return int(learned.size)
+    return learned

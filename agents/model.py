@@ -221,6 +221,7 @@ class CityModel(mesa.Model):
             self.scenario, self.people, self.adoption.active, weekday, self.day, self.rng
         )
         self.today["learned"] += lessons.learned
+        self._start_using(self.adoption.set_up(lessons.set_up))
         self._start_using(self.adoption.spread(free_day or self._promotion_day(date)))
         self.claim_cards()
         self.open_shops()
