@@ -66,7 +66,8 @@ def teach(
     lessons.set_up = np.concatenate([lessons.set_up, visited])
     helped = people.households_using(active)
     can_learn = helped & people.smartphone & ~people.literate
-    lessons.learned_from_family = _learn(people, np.flatnonzero(can_learn), rules.family_help, rng)
+    family = _learn(people, np.flatnonzero(can_learn), rules.family_help, rng)
+    lessons.learned_from_family = int(family.size)
     gift = np.flatnonzero(
         helped & ~people.smartphone & (rng.random(people.size) < rules.family_phone)
     )

@@ -286,8 +286,9 @@ class CityModel(mesa.Model):
         points = self.scenario.transit.reader_rollout
         if not points:
             return 1.0
-        days = [(p.date - date).days for p in points]
-        return float(np.interp(0, [-d for d in days], [p.share for p in points]))
+        start = points[0].date
+        days = [(p.date - start).days for p in points]
+        return float(np.interp((date - start).days, days, [p.share for p in points]))
 
     def fit_readers(self, date: dt.date) -> None:
         """Readers go in, in a fixed random order, as the rollout says; BRT had them

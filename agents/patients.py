@@ -3,8 +3,8 @@
 A visit is registration, ``payments_per_visit`` steps (consultation, lab, pharmacy)
 and the care itself. Its minutes:
 
-- registration: an exponential wait with mean ``registration_queue_min``; app users
-  register in the app and skip it;
+- registration: an exponential wait with mean ``registration_queue_min``, for
+  everyone (so the saving below measures treat first, pay later alone);
 - care: ``care_min`` (the same for everyone, so it cancels in the saving);
 - pay now: after each step, an exponential wait at the payment window with mean
   ``payment_queue_min``, paying cash or by app at the window;
@@ -78,7 +78,7 @@ def visit(model: CityModel, patient: Resident, hospital: Hospital, when: dt.date
     )).astype(np.int64)  # fmt: skip
     window_waits = rng.exponential(rules.payment_queue_min, rules.payments_per_visit)
     on_app = patient.on_platform
-    minutes = rules.care_min + (0.0 if on_app else rng.exponential(rules.registration_queue_min))
+    minutes = rules.care_min + rng.exponential(rules.registration_queue_min)
     mode = _visit_on_platform(model, patient, hospital, when, charges) if on_app else "cash"
     if mode != "pay_later":
         minutes += float(window_waits.sum())

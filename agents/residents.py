@@ -175,7 +175,8 @@ class Resident(mesa.Agent):
         """Board a bus: the offline code where the bus has a reader and the rider the
         card, else the transit card or cash."""
         model = self.model
-        if not (bus.has_reader and self.credential is not None and self.on_platform):
+        habit = model.rng.random() >= model.scenario.transit.code_share
+        if habit or not (bus.has_reader and self.credential is not None and self.on_platform):
             model.count("transit_card" if model.people.transit_card[self.index] else "bus_cash")
             return
         fare_fen = model.scenario.transit.fare_fen

@@ -190,6 +190,14 @@ class Transit(Strict):
         description="Share of buses with a QR reader over time, "
         "linear between points, flat outside; empty: every bus from day 0.",
     )
+    code_share: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="P an e-bus-card holder shows the code on a "
+        "trip; otherwise they tap a physical transit card if they have one, else cash "
+        "(habit: in 2017 most Wuhan riders still tapped cards).",
+    )
     card_claims_per_day: float = Field(
         default=0.0,
         ge=0,
@@ -223,8 +231,7 @@ class Hospital(Strict):
         default=20,
         ge=0,
         le=600,
-        description="Mean wait at the registration desk (exponential); "
-        "app users register in the app and skip it.",
+        description="Mean wait at the registration desk (exponential), for every patient.",
     )
     care_min: float = Field(
         default=70, ge=0, le=600, description="Mean minutes of consultation, tests and pharmacy."
