@@ -86,9 +86,10 @@ class Resident(mesa.Agent):
             return False
         self.token, self.participant_id = reg.value.token, reg.value.participant_id
         funded = self.top_up(when, self.model.scenario.spending.top_up_fen)
-        if funded and self.model.people.commuter[self.index]:
-            if self.model.rng.random() < self.model.scenario.transit.card_share:
-                self.claim_bus_card(when)
+        card_share = self.model.scenario.transit.card_share
+        commuter = bool(self.model.people.commuter[self.index])
+        if funded and commuter and self.model.rng.random() < card_share:
+            self.claim_bus_card(when)
         return funded
 
     def claim_bus_card(self, when: dt.datetime) -> None:
