@@ -5,10 +5,18 @@ identity column and how a write transaction takes its locks. SQLite runs in WAL
 mode and a process-wide lock serialises writers (SQLite allows one writer
 anyway); PostgreSQL gives every thread its own connection and relies on row locks
 (``SELECT ... FOR UPDATE``) taken in account-id order.
+
+A SQLite transaction waits at most ``SQLITE_BUSY_TIMEOUT_MS`` in all for its turn:
+first for the process-wide lock (other threads of this process), then for the file's
+write lock (other processes). Past that it fails with ``storage_unavailable`` and
+nothing was applied. The bound holds however many requests queue, so the service's
+retries (``ledger.CONFLICT_RETRIES_MAX`` attempts) answer 503 well within the HTTP
+client's timeout (``client.HTTP_TIMEOUT_S``) instead of leaving it without an answer.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import sqlite3
 import threading
@@ -20,7 +28,9 @@ from typing import Any, Protocol
 
 from platform_stub.exceptions import StorageUnavailable
 
-SQLITE_BUSY_TIMEOUT_MS = 5_000
+# 3 attempts x 2 s stays under the HTTP client's 10 s timeout (see the module docstring).
+SQLITE_BUSY_TIMEOUT_MS = 2_000
+SQLITE_BUSY_TIMEOUT_ENV = "CASHLESS_SQLITE_BUSY_TIMEOUT_MS"  # overrides the default
 PG_CONNECTIONS_MAX = 16  # per process; several workers share the server's max_connections
 PG_CONNECTION_WAIT_S = 10
 
@@ -86,16 +96,21 @@ class Tx:
 class SqliteDatabase(Database):
     dialect = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout_ms: int | None = None) -> None:
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if busy_timeout_ms is None:
+            busy_timeout_ms = int(os.environ.get(SQLITE_BUSY_TIMEOUT_ENV, SQLITE_BUSY_TIMEOUT_MS))
+        if busy_timeout_ms < 1:
+            raise ValueError(f"busy_timeout_ms must be positive, not {busy_timeout_ms}")
+        self.busy_timeout_ms = busy_timeout_ms
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(
             self.path,
             isolation_level=None,
             check_same_thread=False,
-            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            timeout=busy_timeout_ms / 1000,
         )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -105,12 +120,15 @@ class SqliteDatabase(Database):
     def transaction(self, write: bool = True) -> Iterator[Tx]:
         """``write=False`` begins a deferred (read) transaction: other processes' writers
         are not held up while it reads (WAL gives it a consistent snapshot)."""
-        with self._lock:
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        if not self._lock.acquire(timeout=self.busy_timeout_ms / 1000):
+            raise StorageUnavailable(
+                "storage_unavailable",
+                f"database busy: no turn within {self.busy_timeout_ms} ms; retry with the same id",
+            )
+        try:
             cur = self._conn.cursor()
-            try:
-                cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            except sqlite3.OperationalError as exc:
-                raise StorageUnavailable("storage_unavailable", str(exc)) from exc
+            self._begin(cur, write, deadline)
             try:
                 yield Tx(cur, self.dialect)
             except BaseException:
@@ -118,6 +136,18 @@ class SqliteDatabase(Database):
                 raise
             else:
                 self._commit(cur)
+        finally:
+            self._lock.release()
+
+    def _begin(self, cur: sqlite3.Cursor, write: bool, deadline: float) -> None:
+        """Begin, waiting for other processes' write lock only as long as is left."""
+        left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+        cur.execute(f"PRAGMA busy_timeout = {left_ms}")
+        try:
+            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.OperationalError as exc:
+            detail = f"{exc}; retry with the same id"
+            raise StorageUnavailable("storage_unavailable", detail) from exc
 
     def _commit(self, cur: sqlite3.Cursor) -> None:
         try:
@@ -168,7 +198,8 @@ class PostgresDatabase(Database):
         except self._psycopg.OperationalError as exc:
             self._slots.release()
             raise StorageUnavailable("storage_unavailable", str(exc)) from exc
-        with self._all_lock:
+        with self._all_lock:  # forget connections the server dropped: no leak across drops
+            self._all = [c for c in self._all if not c.closed]
             self._all.append(conn)
         return conn
 
