@@ -8,8 +8,6 @@ error codes come from files a user wrote.
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -38,41 +36,52 @@ from reports.figures import (
     save,
     taps_figure,
 )
+from reports.htmlparts import (
+    CSS,
+    MISSING,
+    Marked,
+    Row,
+    format_rmb,
+    page,
+)
+from reports.htmlparts import count as _count
+from reports.htmlparts import esc as _esc
+from reports.htmlparts import figure as _embed
+from reports.htmlparts import note as _note
+from reports.htmlparts import pct as _pct
+from reports.htmlparts import table as _table
+from reports.sections_calibration import calibration_section
+from reports.sections_services import (
+    PUBLISHED_MINUTES_SAVED,
+    has_hospital,
+    has_inclusion,
+    hospital_figure,
+    inclusion_figure,
+    service_sections,
+)
 
 REPORT_FILE = "report.html"
 FIGURES_DIR = "figures"
-MISSING = "—"
-
-_CSS = """
-body { font: 15px/1.5 system-ui, sans-serif; color: #222; max-width: 62rem; margin: 2rem auto;
-       padding: 0 1rem; }
-h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
-.meta { color: #555; margin-top: 0; }
-.tables { display: flex; flex-wrap: wrap; gap: 1.5rem; align-items: flex-start; }
-table { border-collapse: collapse; } caption { text-align: left; font-weight: 600; }
-th, td { padding: 0.2rem 0.8rem 0.2rem 0; text-align: left; border-bottom: 1px solid #e4e4e4; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.note { color: #555; font-style: italic; }
-.ok { color: #007a4d; font-weight: 600; } .bad { color: #b3261e; font-weight: 600; }
-figure { margin: 1.5rem 0; } figure img { max-width: 100%; height: auto; }
-figcaption { color: #444; font-size: 0.95rem; }
-"""
+_CSS = CSS  # reports/loadtest.py builds its page from these names
 
 
 @dataclass(frozen=True)
 class Picture:
     """One figure of the report: how to build it from the run, and what it shows.
 
-    ``needs_taps`` pictures are drawn only for runs that wrote ``taps.parquet``.
+    ``needs_taps`` pictures are drawn only for runs that wrote ``taps.parquet``,
+    ``needs`` pictures only for runs that have what it checks (daily columns).
     """
 
     name: str
     build: Callable[[RunData], Figure]
     caption: str
     needs_taps: bool = False
+    needs: Callable[[RunData], bool] | None = None
 
     def applies(self, run: RunData) -> bool:
-        return run.taps is not None or not self.needs_taps
+        has_taps = run.taps is not None or not self.needs_taps
+        return has_taps and (self.needs is None or self.needs(run))
 
 
 def _taps(run: RunData) -> pl.DataFrame:
@@ -115,6 +124,21 @@ PICTURES = (
         "offline fare it has not yet seen.",
         needs_taps=True,
     ),
+    Picture(
+        "hospital",
+        lambda run: hospital_figure(run.daily),
+        "Minutes a hospital visit is shorter when the patient is treated first and pays "
+        "later, simulated (mean pay-now minus mean pay-later visit) beside the published "
+        f"figure of {PUBLISHED_MINUTES_SAVED} minutes (hatched).",
+        needs=has_hospital,
+    ),
+    Picture(
+        "inclusion",
+        lambda run: inclusion_figure(run.daily),
+        "Above: elderly residents who tried to pay and could not, each day (no app at a "
+        "merchant that refuses cash). Below: merchants still taking only cash.",
+        needs=has_inclusion,
+    ),
 )
 
 
@@ -134,6 +158,10 @@ def build_run_report(run_dir: Path) -> Path:
     return out
 
 
+def _figure(picture: Picture, path: Path) -> str:
+    return _embed(picture.name, path, picture.caption)
+
+
 def _note_report(run: RunData, drawn: list[Picture]) -> None:
     summary = dict(run.summary)
     summary["report"] = {
@@ -147,38 +175,15 @@ def _note_report(run: RunData, drawn: list[Picture]) -> None:
 def render_page(run: RunData, drawn: Iterable[tuple[Picture, Path]]) -> str:
     """The whole page as a string: header, summary tables, then the figures."""
     scenario = str(run.summary.get("scenario", run.run_dir.name))
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Cashless City: {_esc(scenario)}</title><style>{_CSS}</style></head><body>",
+    body = [
         _header(run.summary, scenario),
         "<h2>Summary</h2>",
         f'<div class="tables">{_summary_tables(run)}</div>',
         *_sections(run),
         "<h2>Figures</h2>",
         *(_figure(picture, path) for picture, path in drawn),
-        "</body></html>",
     ]
-    return "\n".join(parts) + "\n"
-
-
-def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def format_rmb(amount_fen: int) -> str:
-    """Integer fen as RMB with two decimals, ``123456`` -> ``¥1,234.56``; no float on the way."""
-    sign = "-" if amount_fen < 0 else ""
-    yuan, fen = divmod(abs(int(amount_fen)), 100)
-    return f"{sign}¥{yuan:,}.{fen:02d}"
-
-
-def _pct(share: float | None) -> str:
-    return MISSING if share is None else f"{share * 100:.1f}%"
-
-
-def _count(n: int | None) -> str:
-    return MISSING if n is None else f"{int(n):,}"
+    return page(f"Cashless City: {scenario}", body)
 
 
 def _ms(value: float | None) -> str:
@@ -199,34 +204,6 @@ def _header(summary: Mapping[str, Any], scenario: str) -> str:
         f"<h1>Cashless City run: {_esc(scenario)}</h1>"
         f'<p class="meta">{" · ".join(_esc(f) for f in facts)}</p>'
     )
-
-
-@dataclass(frozen=True)
-class Marked:
-    """A cell value with a CSS class, for the one result a reader must not miss."""
-
-    text: str
-    css: str
-
-
-Row = tuple[str | Marked, ...]
-
-
-def _table(caption: str, rows: Iterable[Row], head: tuple[str, ...] = ()) -> str:
-    """A table of rows whose first cell is a label and the rest right-aligned values."""
-    head_row = "".join(f"<th>{_esc(h)}</th>" for h in head)
-    body = "".join(
-        f"<tr><th>{_esc(label)}</th>{''.join(_cell(v) for v in values)}</tr>"
-        for label, *values in rows
-    )
-    head_html = f"<tr>{head_row}</tr>" if head else ""
-    return f"<table><caption>{_esc(caption)}</caption>{head_html}{body}</table>"
-
-
-def _cell(value: str | Marked) -> str:
-    if isinstance(value, Marked):
-        return f'<td class="num {_esc(value.css)}">{_esc(value.text)}</td>'
-    return f'<td class="num">{_esc(value)}</td>'
 
 
 def _summary_tables(run: RunData) -> str:
@@ -309,19 +286,6 @@ def _operations_table(table: pl.DataFrame) -> str:
     return _table("Latency by operation", rows, head)
 
 
-def _figure(picture: Picture, path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (
-        f'<figure id="{_esc(picture.name)}">'
-        f'<img src="data:image/png;base64,{data}" alt="{_esc(picture.caption)}">'
-        f"<figcaption>{_esc(picture.caption)}</figcaption></figure>"
-    )
-
-
-def _note(text: str) -> str:
-    return f'<p class="note">{_esc(text)}</p>'
-
-
 def _sections(run: RunData) -> list[str]:
     """The sections after the summary; each says so when the run lacks its data."""
     return [
@@ -331,10 +295,8 @@ def _sections(run: RunData) -> list[str]:
         _debt_section(run),
         "<h2>Settlement</h2>",
         _settlement_section(run),
-        "<h2>Hospital minutes per visit</h2>",
-        _block_or_note(run.summary.get("hospital"), "Hospital visits"),
-        "<h2>Inclusion</h2>",
-        _block_or_note(run.summary.get("inclusion"), "Who was left out"),
+        *service_sections(run),
+        *calibration_section(run.run_dir),
     ]
 
 
@@ -393,15 +355,3 @@ def _settlement_section(run: RunData) -> str:
     ]
     head = ("account kind", "windows", "debits", "credits", "net", "payout")
     return f'<div class="tables">{_table("Settlement totals", rows, head)}</div>'
-
-
-def _block_or_note(block: Mapping[str, Any] | None, caption: str) -> str:
-    """A summary block as a two-column table, or a note that the run has none."""
-    if not block:
-        return _note(f"{caption}: not in this run.")
-    rows = [(k, _esc_value(v)) for k, v in block.items()]
-    return f'<div class="tables">{_table(caption, rows)}</div>'
-
-
-def _esc_value(value: object) -> str:
-    return f"{value:,.2f}" if isinstance(value, float) else str(value)

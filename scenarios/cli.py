@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from platform_stub.exceptions import CashlessError, ScenarioError
+from scenarios.cli_research import calibrate, compare, sensitivity
 
 app = typer.Typer(
     add_completion=False,
@@ -92,10 +93,16 @@ def report(
     run_dir: Annotated[
         Path, typer.Argument(help="A run folder of `cashless run` or `cashless loadtest`.")
     ],
+    targets: Annotated[
+        Path | None,
+        typer.Option(help="Targets file: add published figures beside the run's (calibration)."),
+    ] = None,
 ) -> None:
     """Rebuild a run folder's report.html and figures from its data files.
 
-    A load-test folder (with loadtest.json) gets the latency report instead.
+    A load-test folder (with loadtest.json) gets the latency report instead. With
+    --targets the run's calibration.json is (re)written and the page gains a
+    calibration table.
     """
     from reports import build_run_report
     from reports.loadtest import build_loadtest_report, is_loadtest_folder
@@ -106,10 +113,31 @@ def report(
     if not (run_dir / "summary.json").is_file():
         raise fail(f"{run_dir} is not a run folder (no summary.json or loadtest.json)", 2)
     try:
+        if targets is not None:
+            write_run_calibration(run_dir, targets)
         page = build_run_report(run_dir)
+    except ScenarioError as exc:
+        raise fail(exc.detail, 2) from None
     except FileNotFoundError as exc:
         raise fail(str(exc), 2) from None
     out.print(f"Report: {page}")
+
+
+def write_run_calibration(run_dir: Path, targets: Path) -> None:
+    """calibration.json of a finished run: each target's published and simulated value."""
+    import json
+
+    import polars as pl
+
+    from scenarios.calibrate import measure_run
+    from scenarios.targets import load_targets
+
+    spec = load_targets(targets)
+    daily = pl.read_parquet(run_dir / "daily.parquet")
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    rows = measure_run(spec.targets, daily, summary)
+    record = {"kind": "run", "targets_file": str(targets), "targets": rows}
+    (run_dir / "calibration.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 @app.command()
@@ -132,12 +160,24 @@ def scenarios() -> None:
 def sweep(
     scenario: Annotated[str, typer.Argument(help="Scenario file, or a library name.")],
     seeds: Annotated[int, typer.Option(help="Seeds per grid point.")] = 5,
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="key=value applied to every run (TOML values).")] = None,
-    grid: Annotated[list[str] | None, typer.Option(
-        help="key=v1,v2,... one axis of the grid.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="key=value applied to every run (TOML values)."),
+    ] = None,
+    grid: Annotated[
+        list[str] | None, typer.Option(help="key=v1,v2,... one axis of the grid.")
+    ] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Sweep folder.")] = None,
-    jobs: Annotated[int, typer.Option(min=1, help="Parallel processes.")] = os.cpu_count() or 1,
+    jobs: Annotated[
+        int, typer.Option(min=1, help="Parallel processes (dask: local workers).")
+    ] = os.cpu_count() or 1,
+    engine: Annotated[
+        str, typer.Option(help="local (a process pool) or dask (needs the distributed extra).")
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address (tcp://host:8786); default a LocalCluster."),
+    ] = None,
 ) -> None:
     """Run a scenario over seeds and a parameter grid in parallel; resumes where it stopped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -146,20 +186,37 @@ def sweep(
     from scenarios.sweep import SweepPlan, finished, parse_assignment, parse_grid, run_sweep
 
     try:
-        plan = SweepPlan(scenario, seeds, dict(parse_assignment(s, "--set") for s in set_ or []),
-                         dict(parse_grid(g) for g in grid or []))
+        plan = SweepPlan(
+            scenario,
+            seeds,
+            dict(parse_assignment(s, "--set") for s in set_ or []),
+            dict(parse_grid(g) for g in grid or []),
+        )
         folder = out_dir or Path("runs") / f"sweep-{Path(scenario).stem}"
         specs = plan.runs(folder, load_scenario(scenario, plan.sets).seed)
         already = sum(finished(spec) for spec in specs)
-        with Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=err) as progress:
+        with Progress(
+            "{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+        ) as progress:
             task = progress.add_task("runs", total=len(specs), completed=already)
-            table = run_sweep(plan, folder, jobs, lambda spec, ok: progress.advance(task))
+            table = run_sweep(
+                plan,
+                folder,
+                jobs,
+                lambda spec, ok: progress.advance(task),
+                engine=engine,
+                scheduler=scheduler,
+            )
     except ScenarioError as exc:
         raise fail(exc.detail, 2) from None
     failed = table.filter(table["status"] != "ok").height
-    out.print(f"{table.height - failed} of {table.height} runs finished; table: "
-              f"{folder / 'runs.csv'}")
+    out.print(
+        f"{table.height - failed} of {table.height} runs finished; table: {folder / 'runs.csv'}"
+    )
     if failed:
         raise fail(f"{failed} run(s) failed; see the error column of {folder / 'runs.csv'}")
 
@@ -176,8 +233,10 @@ def serve(
     """Serve the platform's HTTP API (OpenAPI at /openapi.json)."""
     from platform_stub.server import serve as run_server
 
-    err.print(f"Serving the platform on http://{host}:{port} with {workers} worker(s)"
-              f" (database {db}); Ctrl-C stops.")
+    err.print(
+        f"Serving the platform on http://{host}:{port} with {workers} worker(s)"
+        f" (database {db}); Ctrl-C stops."
+    )
     run_server(db, host, port, workers=workers)
 
 
@@ -219,20 +278,36 @@ def _ledger_url(target: str) -> str:
 
 @app.command()
 def loadtest(
-    name: Annotated[str, typer.Argument(
-        help="payments, transit, paycodes, hospital, bills, city, ramp, spike, soak, cityday"
-        " or replay (loadtests/README.md).")],
-    users: Annotated[int, typer.Option(
-        min=1, help="Concurrent simulated users (replay: requests in flight at most).")] = 10,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="payments, transit, paycodes, hospital, bills, city, ramp, spike, soak, cityday"
+            " or replay (loadtests/README.md)."
+        ),
+    ],
+    users: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Concurrent simulated users (replay: requests in flight at most)."
+        ),
+    ] = 10,
     duration: Annotated[str, typer.Option(help="Run time, e.g. 20s, 2m.")] = "20s",
-    workers: Annotated[int, typer.Option(
-        min=0, max=32, help="Locust worker processes beside the master; 0: one process.")] = 0,
-    slo: Annotated[Path | None, typer.Option(
-        help="Service-level file (TOML); default loadtests/slo_default.toml.")] = None,
-    trace: Annotated[Path | None, typer.Option(
-        help="Run folder of `cashless run` (cityday and replay).")] = None,
-    trace_day: Annotated[int | None, typer.Option(
-        help="The simulated day to use; default the busiest.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0, max=32, help="Locust worker processes beside the master; 0: one process."
+        ),
+    ] = 0,
+    slo: Annotated[
+        Path | None,
+        typer.Option(help="Service-level file (TOML); default loadtests/slo_default.toml."),
+    ] = None,
+    trace: Annotated[
+        Path | None, typer.Option(help="Run folder of `cashless run` (cityday and replay).")
+    ] = None,
+    trace_day: Annotated[
+        int | None, typer.Option(help="The simulated day to use; default the busiest.")
+    ] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder.")] = None,
     host: Annotated[
         str | None, typer.Option(help="A running platform (loopback only); default: start one.")
@@ -245,8 +320,15 @@ def loadtest(
     folder = out_dir or Path("runs") / f"loadtest-{name}"
     try:
         result = run_loadtest(
-            name, folder, users=users, duration_s=parse_duration_s(duration), host=host,
-            workers=workers, slo=slo, trace=trace, trace_day=trace_day,
+            name,
+            folder,
+            users=users,
+            duration_s=parse_duration_s(duration),
+            host=host,
+            workers=workers,
+            slo=slo,
+            trace=trace,
+            trace_day=trace_day,
         )
     except ScenarioError as exc:
         raise fail(exc.detail, 2) from None
@@ -257,8 +339,10 @@ def loadtest(
     out.print(summary_table(result))
     for breach in result.breaches:
         err.print(f"[red]service level breached:[/] {breach}", highlight=False)
-    out.print(f"{result.total_requests:,} requests, {result.total_failures:,} failures;"
-              f" results in {folder}")
+    out.print(
+        f"{result.total_requests:,} requests, {result.total_failures:,} failures;"
+        f" results in {folder}"
+    )
     if not result.passed:
         raise fail("load test did not pass: " + "; ".join(result.reasons))
 
@@ -273,6 +357,11 @@ def parse_duration_s(text: str) -> float:
         return float(text)
     except ValueError:
         raise fail(f"--duration {text!r}: expected a number with s, m or h", 2) from None
+
+
+app.command()(compare)
+app.command()(calibrate)
+app.command()(sensitivity)
 
 
 def main() -> None:

@@ -50,8 +50,10 @@ class SweepPlan:
 
     def points(self) -> list[dict[str, Any]]:
         keys = sorted(self.grid)
-        return [dict(zip(keys, values, strict=True))
-                for values in itertools.product(*(self.grid[k] for k in keys))]
+        return [
+            dict(zip(keys, values, strict=True))
+            for values in itertools.product(*(self.grid[k] for k in keys))
+        ]
 
     def runs(self, out_dir: Path, base_seed: int) -> list[RunSpec]:
         if not 0 < self.seeds <= SEEDS_MAX:
@@ -62,8 +64,9 @@ class SweepPlan:
             for n in range(self.seeds)
         ]
         if len(specs) > RUNS_MAX:
-            raise ScenarioError("(command line)", "--grid/--seeds", f"at most {RUNS_MAX} runs",
-                                len(specs))
+            raise ScenarioError(
+                "(command line)", "--grid/--seeds", f"at most {RUNS_MAX} runs", len(specs)
+            )
         return specs
 
 
@@ -111,10 +114,15 @@ def run_one(scenario: str, overrides: dict[str, Any], seed: int, folder: str) ->
 
 def row_of(summary: dict[str, Any], folder: str) -> dict[str, Any]:
     """The headline figures of one run, flat, for the runs table."""
-    row = {"folder": folder, "seed": summary["seed"], "status": "ok",
-           "adoption_overall": summary["adoption"]["overall"],
-           "transactions": summary["transactions"]["count"],
-           "latency_ms_p99": summary["latency_ms"]["p99"], "wall_s": summary["timings"]["wall_s"]}
+    row = {
+        "folder": folder,
+        "seed": summary["seed"],
+        "status": "ok",
+        "adoption_overall": summary["adoption"]["overall"],
+        "transactions": summary["transactions"]["count"],
+        "latency_ms_p99": summary["latency_ms"]["p99"],
+        "wall_s": summary["timings"]["wall_s"],
+    }
     row |= {f"adoption_{k}": v for k, v in summary["adoption"]["by_segment"].items()}
     row |= {f"tx_{k}": v for k, v in summary["transactions"]["by_channel"].items()}
     transit = summary.get("transit") or {}
@@ -126,23 +134,49 @@ def finished(spec: RunSpec) -> bool:
     return (spec.folder / "summary.json").is_file()
 
 
-def run_sweep(plan: SweepPlan, out_dir: Path, jobs: int,
-              on_done: Callable[[RunSpec, bool], None] | None = None) -> pl.DataFrame:
-    """Run what is not finished yet, ``jobs`` processes at a time; write the runs table."""
+ENGINES = ("local", "dask")
+
+
+def run_sweep(
+    plan: SweepPlan,
+    out_dir: Path,
+    jobs: int,
+    on_done: Callable[[RunSpec, bool], None] | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
+) -> pl.DataFrame:
+    """Run what is not finished yet, ``jobs`` processes at a time; write the runs table.
+
+    ``engine="dask"`` runs them on a Dask cluster instead (``scenarios.distributed``):
+    at ``scheduler``, or a local cluster of ``jobs`` worker processes.
+    """
+    if engine not in ENGINES:
+        raise ScenarioError("(command line)", "--engine", " or ".join(ENGINES), engine)
     base = load_scenario(plan.scenario, plan.sets)  # fails fast on a bad scenario or --set
     for point in plan.points():
         load_scenario(plan.scenario, plan.sets | point)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "sweep.json").write_text(json.dumps(
-        {"scenario": plan.scenario, "seeds": plan.seeds, "sets": plan.sets, "grid": plan.grid},
-        indent=2, default=str))
+    (out_dir / "sweep.json").write_text(
+        json.dumps(
+            {"scenario": plan.scenario, "seeds": plan.seeds, "sets": plan.sets, "grid": plan.grid},
+            indent=2,
+            default=str,
+        )
+    )
     specs = plan.runs(out_dir, base.seed)
-    failures = _run_missing(plan, [s for s in specs if not finished(s)], jobs, on_done)
+    todo = [s for s in specs if not finished(s)]
+    if engine == "dask":
+        from scenarios.distributed import run_missing_dask
+
+        failures = run_missing_dask(plan, todo, jobs, on_done, scheduler)
+    else:
+        failures = _run_missing(plan, todo, jobs, on_done)
     return write_table(specs, failures, out_dir)
 
 
-def _run_missing(plan: SweepPlan, todo: list[RunSpec], jobs: int,
-                 on_done: Callable[[RunSpec, bool], None] | None) -> dict[RunSpec, str]:
+def _run_missing(
+    plan: SweepPlan, todo: list[RunSpec], jobs: int, on_done: Callable[[RunSpec, bool], None] | None
+) -> dict[RunSpec, str]:
     failures: dict[RunSpec, str] = {}
     if not todo:
         return failures
@@ -150,8 +184,9 @@ def _run_missing(plan: SweepPlan, todo: list[RunSpec], jobs: int,
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
         futures: dict[Future, RunSpec] = {
-            pool.submit(run_one, plan.scenario, plan.sets | spec.point, spec.seed,
-                        str(spec.folder)): spec
+            pool.submit(
+                run_one, plan.scenario, plan.sets | spec.point, spec.seed, str(spec.folder)
+            ): spec
             for spec in todo
         }
         for future in as_completed(futures):
@@ -164,16 +199,19 @@ def _run_missing(plan: SweepPlan, todo: list[RunSpec], jobs: int,
     return failures
 
 
-def write_table(specs: list[RunSpec], failures: dict[RunSpec, str],
-                out_dir: Path) -> pl.DataFrame:
+def write_table(specs: list[RunSpec], failures: dict[RunSpec, str], out_dir: Path) -> pl.DataFrame:
     rows = []
     for spec in specs:
         if finished(spec):
             summary = json.loads((spec.folder / "summary.json").read_text())
             row = row_of(summary, str(spec.folder))
         else:
-            row = {"folder": str(spec.folder), "seed": spec.seed, "status": "failed",
-                   "error": failures.get(spec, "not run")}
+            row = {
+                "folder": str(spec.folder),
+                "seed": spec.seed,
+                "status": "failed",
+                "error": failures.get(spec, "not run"),
+            }
         rows.append({f"param.{k}": str(v) for k, v in spec.point.items()} | row)
     table = pl.DataFrame(rows, infer_schema_length=None)
     table.write_parquet(out_dir / "runs.parquet")

@@ -76,7 +76,28 @@ def _daily_row(day: int, population: dict[str, int]) -> dict[str, Any]:
         row[f"adopters_{segment}"] = people * (1 + day * (k + 2)) // (DAYS * (k + 3))
     qr = 40 + 15 * day
     row |= {"tx_merchant_qr": qr, "tx_cash": 300 - qr + day % 3, "tx_declined": 2 + day % 4}
-    return row
+    return row | _service_columns(day)
+
+
+# The daily.parquet columns of city services: hospital visits by way of paying (pay-now
+# visits take 140 minutes, pay-later 88: 52 saved), who could not pay, cash-only shops.
+SERVICE_COLUMNS = (
+    "hospital_visits",
+    "hospital_visits_paylater",
+    "hospital_visits_paynow",
+    "hospital_minutes_paylater_sum",
+    "hospital_minutes_paynow_sum",
+    "cannot_pay_elderly",
+    "cannot_pay_total",
+    "merchants_cash_only",
+    "promo_cost_fen",
+)
+
+
+def _service_columns(day: int) -> dict[str, int]:
+    later, now = 2 + day % 2, 3
+    values = (later + now, later, now, 88 * later, 140 * now, day % 3, day % 3 + 1, 18 - day)
+    return dict(zip(SERVICE_COLUMNS, (*values, 350 * (day % 2)), strict=True))
 
 
 def make_summary(events: pl.DataFrame, daily: pl.DataFrame, **changes: Any) -> dict[str, Any]:

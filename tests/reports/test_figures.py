@@ -23,6 +23,7 @@ from reports import (
     plot_latency,
 )
 from reports.figures import DPI, FIGSIZE_IN, OKABE_ITO, lag_figure, taps_figure
+from reports.sections_services import hospital_figure, inclusion_figure
 from tests.reports.rundata import POPULATION, make_daily, make_events, make_taps
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -32,6 +33,8 @@ BUILDERS: dict[str, Callable[[], Figure]] = {
     "channels": lambda: channels_figure(make_daily()),
     "taps": lambda: taps_figure(make_taps()),
     "clearing_lag": lambda: lag_figure(make_taps()),
+    "hospital": lambda: hospital_figure(make_daily()),
+    "inclusion": lambda: inclusion_figure(make_daily()),
 }
 
 

@@ -21,7 +21,13 @@ from reports.analysis import (
 )
 from reports.figures import adoption_figure
 from reports.html import PICTURES, Picture
-from tests.reports.rundata import RunFactory, make_daily, make_settlement, make_taps
+from tests.reports.rundata import (
+    SERVICE_COLUMNS,
+    RunFactory,
+    make_daily,
+    make_settlement,
+    make_taps,
+)
 
 
 def test_tap_outcomes_count_every_tap_once_by_reason() -> None:
@@ -85,22 +91,17 @@ def test_transit_debt_and_settlement_sections_show_the_run_numbers(run_dir: Path
 
 
 def test_sections_without_data_say_not_in_this_run(make_run: RunFactory) -> None:
-    old = make_run("old", transit=False)
+    old = make_run("old", daily=make_daily().drop(SERVICE_COLUMNS), transit=False)
     summary = json.loads((old / "summary.json").read_text())
     del summary["transit"]
     (old / "summary.json").write_text(json.dumps(summary))
     text = build_run_report(old).read_text(encoding="utf-8")
     assert "Offline taps are not in this run" in text
     assert "Settlement is not in this run" in text
-    assert "Hospital visits: not in this run." in text
-    assert "Who was left out: not in this run." in text
-    assert not (old / "figures" / "taps.png").exists()
-
-
-def test_a_hospital_block_in_the_summary_is_shown_not_noted(make_run: RunFactory) -> None:
-    text = build_run_report(make_run(hospital={"minutes_per_visit": 61.5})).read_text()
-    assert '<th>minutes_per_visit</th><td class="num">61.50</td>' in text
-    assert "Hospital visits: not in this run." not in text
+    assert "Hospital visits: not in this run (daily.parquet has no hospital_visits_paynow" in text
+    assert "Who was left out: not in this run (daily.parquet has no cannot_pay_elderly" in text
+    for name in ("taps", "hospital", "inclusion"):
+        assert not (old / "figures" / f"{name}.png").exists(), name
 
 
 def test_report_records_its_page_and_figures_in_summary_json(run_dir: Path) -> None:

@@ -54,6 +54,17 @@ def test_a_run_in_a_sweep_matches_the_same_run_alone(tmp_path: Path) -> None:
 
 
 def test_cli_sweep_reports_a_bad_grid_and_exits_2(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["sweep", str(TINY_SCENARIO), "--seeds", "1",
-                                      "--grid", "city.dayz=1,2", "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "sweep",
+            str(TINY_SCENARIO),
+            "--seeds",
+            "1",
+            "--grid",
+            "city.dayz=1,2",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 2 and "city.dayz" in result.output
