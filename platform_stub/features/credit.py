@@ -138,7 +138,9 @@ class Service:
         """The ride-first-pay-later line this resident's score earns."""
         return limit_for(self.score(participant_id).score, self.thresholds["pay_later_transit"])
 
-    def configure(self, pay_later: bool, transit_min_score: int, treat_first_min_score: int) -> None:
+    def configure(
+        self, pay_later: bool, transit_min_score: int, treat_first_min_score: int
+    ) -> None:
         """Set the city's gates; ``pay_later=False`` closes both pay-later services."""
         closed = SCORE_MAX + 1
         self.thresholds["pay_later_transit"] = transit_min_score if pay_later else closed
