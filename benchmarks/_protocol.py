@@ -75,3 +75,12 @@ def main(
     options = vars(parser.parse_args())
     for res in run(**options):
         print(json.dumps(res), flush=True)
+
+
+def best_of(rounds: int, *measures: Callable[[], float]) -> list[float]:
+    """Each measure's best round, the measures taking turns."""
+    best = [0.0] * len(measures)
+    for _ in range(rounds):
+        for index, measure in enumerate(measures):
+            best[index] = max(best[index], measure())
+    return best

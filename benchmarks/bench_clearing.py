@@ -1,21 +1,29 @@
 """Offline taps cleared per second, beside a bare Ed25519 verify loop in the same run.
 
-    python benchmarks/bench_clearing.py [--taps 4000] [--batch 500]
+    python benchmarks/bench_clearing.py [--quick] [--taps 4000] [--batch 500] [--rounds 2]
 
-Clearing does per tap: one rider-signature verify (the credential's platform
-signature is cached per card), a replay lookup, pricing, two to three ledger
-writes, and one operator credit per batch. The baseline is the floor under all
-of that: one Ed25519 verify per tap on one core. The ratio is what the rest costs.
+Clearing does per tap: base45 decoding, parsing, the rider-signature verify (the
+credential's platform signature is verified once per card and worker), a replay lookup,
+pricing, one or two ledger transfers, and one operator credit per batch, all in one
+transaction per batch. Verification runs before the transaction, split over one worker
+process per core (``TapVerifier``); the pool is started during set-up, as a server
+starts it once. The baseline is the floor under all of that: one Ed25519 verify per tap,
+nothing else, on one core. The two take turns on fresh taps, ``--rounds`` each, and each
+keeps its best round. Target: at least 0.7 of the bare loop.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script: make the repo and this folder importable
+    sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).parent)]
+
+from _protocol import main, result
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from platform_stub import Platform
@@ -30,14 +38,20 @@ from platform_stub.transit import (
     public_key_bytes,
     sign_code,
 )
+from platform_stub.transit.verify import VERIFY_WORKERS_ENV
 
 PLATFORM_SEED = b"benchmark platform seed, fixed.."
 RIDER_SEED = b"benchmark riders seed, fixed...."
 RIDERS = 200
 START_S = 1_500_000_000
+TAPS, TAPS_QUICK = 4_000, 3_000
+BATCH = 500
 
 
 def make_world(folder: Path, taps: int) -> tuple[Platform, str, list[str]]:
+    # This script keeps its work under ``__main__``, so spawned verify workers may import
+    # it: opt in to one worker per core, as the server (``python -m``) has by default.
+    os.environ.setdefault(VERIFY_WORKERS_ENV, str(os.cpu_count() or 1))
     platform = Platform.open(f"sqlite:///{folder / 'ledger.db'}", keyring_seed=PLATFORM_SEED)
     operator = platform.transit.register_operator("bench operator")
     reader = platform.transit.register_reader(operator.token, "bench reader")
@@ -54,46 +68,78 @@ def make_world(folder: Path, taps: int) -> tuple[Platform, str, list[str]]:
         key, credential = riders[i % RIDERS]
         stamp = START_S + i * 60  # a rider every minute: no transfer discounts to muddle
         codes.append(encode_code_text(sign_code(credential, key, stamp, i.to_bytes(8, "big"))))
+    platform.transit.clearing.verifier.start()  # a server starts its workers once
     return platform, reader.token, codes
 
 
 def bare_verify_per_s(codes: list[str]) -> float:
     """One Ed25519 verify per tap, nothing else: the physical floor of clearing."""
     parsed = [parse_code(decode_code_text(c)) for c in codes]
-    work = [(Ed25519PublicKey.from_public_bytes(p.credential.rider_public_key),
-             p.signature, p.signed_message()) for p in parsed]
+    work = [
+        (
+            Ed25519PublicKey.from_public_bytes(p.credential.rider_public_key),
+            p.signature,
+            p.signed_message(),
+        )
+        for p in parsed
+    ]
     start = time.perf_counter()
     for key, signature, message in work:
         key.verify(signature, message)
     return len(work) / (time.perf_counter() - start)
 
 
-def cleared_per_s(platform: Platform, reader_token: str, codes: list[str], batch: int) -> float:
-    taps = [UploadedTap(i, code, START_S + i * 60 + 5) for i, code in enumerate(codes)]
+def cleared_per_s(
+    platform: Platform, reader_token: str, codes: list[str], batch: int, first_seq: int = 0
+) -> float:
+    """One reader uploads the taps batch after batch; taps cleared per second."""
+    taps = [
+        UploadedTap(first_seq + i, code, START_S + (first_seq + i) * 60 + 5)
+        for i, code in enumerate(codes)
+    ]
     start = time.perf_counter()
     for first in range(0, len(taps), batch):
         chunk = taps[first : first + batch]
-        outcomes = platform.transit.upload_taps(reader_token, f"b{first}", chunk)
+        outcomes = platform.transit.upload_taps(reader_token, f"b{chunk[0].reader_seq}", chunk)
         assert all(o.outcome == "cleared" for o in outcomes), "benchmark taps must all clear"
     return len(taps) / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--taps", type=int, default=4000)
-    parser.add_argument("--batch", type=int, default=500)
-    args = parser.parse_args()
+def run(
+    quick: bool = False, taps: int | None = None, batch: int = BATCH, rounds: int = 2
+) -> list[dict]:
+    count = taps or (TAPS_QUICK if quick else TAPS)
+    baseline = figure = 0.0
     with tempfile.TemporaryDirectory() as folder:
-        platform, reader_token, codes = make_world(Path(folder), args.taps)
-        baseline = bare_verify_per_s(codes)
-        figure = cleared_per_s(platform, reader_token, codes, args.batch)
+        platform, reader_token, codes = make_world(Path(folder), count * rounds)
+        workers = platform.transit.clearing.verifier.workers
+        for n in range(rounds):  # each round clears taps never seen before
+            fresh = codes[n * count : (n + 1) * count]
+            baseline = max(baseline, bare_verify_per_s(fresh))
+            figure = max(figure, cleared_per_s(platform, reader_token, fresh, batch, n * count))
         assert platform.audit().ok
         platform.close()
-    result = {"name": "taps_cleared_per_s", "figure": round(figure, 1),
-              "baseline": round(baseline, 1), "baseline_name": "ed25519_verify_per_s_one_core",
-              "ratio": round(figure / baseline, 3), "taps": args.taps, "batch": args.batch}
-    print(json.dumps(result))
+    return [
+        result(
+            "taps_cleared_per_s",
+            figure,
+            "taps/s",
+            baseline,
+            "ed25519_verify_per_s_one_core",
+            target=0.7,
+            taps=count,
+            batch=batch,
+            rounds=rounds,
+            verify_workers=workers,
+        )
+    ]
+
+
+def _arguments(parser) -> None:  # type: ignore[no-untyped-def]
+    parser.add_argument("--taps", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--rounds", type=int, default=2)
 
 
 if __name__ == "__main__":
-    main()
+    main(run, __doc__, _arguments)

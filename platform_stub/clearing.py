@@ -19,19 +19,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
+from itertools import chain
 
 from platform_stub import buscards
-from platform_stub.exceptions import InvalidRequest, PlatformError, Rejected, TapRejected
-from platform_stub.ledger import Ledger, TransferRequest
+from platform_stub.exceptions import InvalidRequest, PlatformError, Rejected
+from platform_stub.ledger import Ledger, LedgerBatch, TransferRequest
 from platform_stub.storage import Tx, now_us
-from platform_stub.transit.credential import CredentialCache
 from platform_stub.transit.verify import (
     CLEARING_MAX_AGE_S,
     CLEARING_SKEW_S,
+    TapVerifier,
     VerifiedTap,
-    verify_tap,
 )
 
 BATCH_TAPS_MAX = 1_000
@@ -110,8 +110,7 @@ def create_tables(tx: Tx) -> None:
 
 
 def batch_hash(taps: list[UploadedTap]) -> str:
-    body = json.dumps([(t.reader_seq, t.code, t.scanned_at_s) for t in taps],
-                      separators=(",", ":"))
+    body = json.dumps([(t.reader_seq, t.code, t.scanned_at_s) for t in taps], separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
@@ -122,14 +121,25 @@ class Clearing:
         self.ledger = ledger
         self.public_keys = public_keys  # every key id still valid; keys rotate
         self.fares = fares
-        self._credential_cache = CredentialCache()
+        self.verifier = TapVerifier()
         with ledger.db.transaction() as tx:  # made once, committed: its id never changes
             self._clearing_id = ledger.create_account(tx, CLEARING_ACCOUNT, "clearing", 0).id
 
     def upload(self, reader: Reader, batch_id: str, taps: list[UploadedTap]) -> list[TapOutcome]:
-        """Clear one batch in one transaction; re-sending it returns the same outcomes."""
+        """Clear one batch in one transaction; re-sending it returns the same outcomes.
+
+        A big batch's codes are verified in chunks on worker processes (every core); the
+        transaction begins once the first chunk is back, and each chunk's taps are cleared
+        while the workers verify the next ones."""
         _check_batch(batch_id, taps)
         digest = batch_hash(taps)
+        checks = self.verifier.verify_chunks(
+            [(t.code, t.scanned_at_s) for t in taps],
+            self.public_keys(),
+            skew_s=CLEARING_SKEW_S,
+            max_age_s=CLEARING_MAX_AGE_S,
+        )
+        first = next(checks)
         with self.ledger.db.transaction() as tx:
             if self._seen_batch(tx, reader, batch_id, digest):
                 return [self._outcome(tx, reader.reader_id, t.reader_seq) for t in taps]
@@ -138,9 +148,7 @@ class Clearing:
                 " VALUES (?, ?, ?, ?)",
                 (batch_id, reader.reader_id, digest, now_us()),
             )
-            outcomes = [self._clear_once(tx, reader, batch_id, t) for t in taps]
-            self._credit_operator(tx, reader, batch_id, outcomes)
-        return outcomes
+            return _BatchClearing(self, tx, reader, batch_id).clear(taps, chain([first], checks))
 
     def _seen_batch(self, tx: Tx, reader: Reader, batch_id: str, digest: str) -> bool:
         row = tx.one("SELECT reader_id, body_hash FROM tap_batches WHERE batch_id = ?", (batch_id,))
@@ -157,72 +165,184 @@ class Clearing:
         )
         return None if row is None else TapOutcome(*row)
 
-    def _clear_once(self, tx: Tx, reader: Reader, batch_id: str, tap: UploadedTap) -> TapOutcome:
-        previous = self._outcome(tx, reader.reader_id, tap.reader_seq)
-        if previous is not None:  # an overlapping batch already carried this tap
-            return previous
-        outcome = self._clear(tx, reader, batch_id, tap)
-        tx.execute(
-            f"INSERT INTO tap_outcomes ({_OUTCOME_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            astuple_outcome(outcome),
-        )
-        return outcome
 
-    def _clear(self, tx: Tx, reader: Reader, batch_id: str, tap: UploadedTap) -> TapOutcome:
+class _BatchClearing:
+    """One new batch inside its transaction: what the taps need is read up front in a few
+    statements, money moves through a :class:`LedgerBatch`, outcomes are written together.
+
+    Taps are still cleared one after another in upload order, each seeing the ones
+    before it: a code cleared earlier in the batch is a replay, a ride earlier in the
+    batch counts towards the transfer discount, a fare earlier in the batch has already
+    left the wallet.
+    """
+
+    def __init__(self, clearing: Clearing, tx: Tx, reader: Reader, batch_id: str) -> None:
+        self.clearing, self.tx, self.reader, self.batch_id = clearing, tx, reader, batch_id
+        self.fares = clearing.fares
+        self.money = LedgerBatch(tx)
+        self.promo_id: int | None = None
+        self.first_readers: dict[str, str] = {}  # tap id -> the reader that cleared it
+        self.cards: dict[int, buscards.BusCard | None] = {}
+        self.wallets: dict[int, int] = {}  # participant id -> wallet account id
+        self.window: tuple[int, int] | None = None  # tapped_at_s range of stored_rides
+        self.stored_rides: dict[int, list[int]] = {}  # card id -> rides cleared before
+        self.batch_rides: dict[int, list[int]] = {}  # card id -> rides cleared in this batch
+
+    def clear(
+        self, taps: list[UploadedTap], checks: Iterable[list[VerifiedTap | str]]
+    ) -> list[TapOutcome]:
+        """``checks`` holds the taps' verifications in consecutive chunks, in order."""
+        earlier = self._earlier_outcomes(taps)
+        outcomes: list[TapOutcome] = []
+        new: list[TapOutcome] = []
+        for part in checks:
+            chunk = taps[len(outcomes) : len(outcomes) + len(part)]
+            self._read_up_front(
+                [
+                    c
+                    for t, c in zip(chunk, part, strict=True)
+                    if t.reader_seq not in earlier and not isinstance(c, str)
+                ]
+            )
+            for tap, check in zip(chunk, part, strict=True):
+                outcome = earlier.get(tap.reader_seq)
+                if outcome is None:  # else an overlapping batch already carried this tap
+                    outcome = self._clear(tap, check)
+                    new.append(outcome)
+                outcomes.append(outcome)
+        assert len(outcomes) == len(taps), "every tap has exactly one outcome"
+        self._credit_operator(outcomes)
+        self.money.flush()
+        if new:
+            self.tx.executemany(
+                f"INSERT INTO tap_outcomes ({_OUTCOME_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [astuple_outcome(o) for o in new],
+            )
+        return outcomes
+
+    def _earlier_outcomes(self, taps: list[UploadedTap]) -> dict[int, TapOutcome]:
+        found: dict[int, TapOutcome] = {}
+        for chunk in _chunks([t.reader_seq for t in taps]):
+            rows = self.tx.all(
+                f"SELECT {_OUTCOME_COLUMNS} FROM tap_outcomes WHERE reader_id = ?"
+                f" AND reader_seq IN ({_marks(chunk)})",
+                (self.reader.reader_id, *chunk),
+            )
+            found.update((row[1], TapOutcome(*row)) for row in rows)
+        return found
+
+    def _read_up_front(self, verified: list[VerifiedTap]) -> None:
+        """For the next chunk: replays, cards, wallets, earlier rides in the discount
+        window, and a lock on every account its taps may move money on (in id order)."""
+        tx = self.tx
+        self.first_readers.update(
+            _rows_in(
+                tx,
+                "SELECT tap_id, reader_id FROM tap_outcomes WHERE outcome = 'cleared'"
+                " AND tap_id IN ({})",
+                [v.tap_id for v in verified if v.tap_id not in self.first_readers],
+            )
+        )
+        card_ids = sorted({v.card_id for v in verified} - self.cards.keys())
+        self.cards.update(dict.fromkeys(card_ids))
+        self.cards.update(
+            (row[0], buscards.BusCard(*row))
+            for row in _rows_in(
+                tx, f"SELECT {_CARD_COLUMNS} FROM bus_cards WHERE card_id IN ({{}})", card_ids
+            )
+        )
+        cards = [self.cards[i] for i in card_ids if self.cards[i] is not None]
+        self.wallets.update(
+            _rows_in(
+                tx,
+                "SELECT id, account_id FROM participants WHERE id IN ({})",
+                sorted({c.participant_id for c in cards} - self.wallets.keys()),
+            )
+        )
+        self._load_rides(verified)
+        if self.fares.free_ride_dates and self.promo_id is None:
+            row = tx.one("SELECT id FROM accounts WHERE name = ?", (PROMO_ACCOUNT,))
+            self.promo_id = None if row is None else row[0]
+        accounts = {
+            self.clearing._clearing_id,
+            self.reader.operator_account_id,
+            *self.wallets.values(),
+            *(c.credit_account_id for c in cards),
+        }
+        if self.promo_id is not None:
+            accounts.add(self.promo_id)
+        self.money.lock(accounts)
+        self.money.recall(
+            [f"tap:{v.tap_id}:{kind}" for v in verified for kind in _LEG_KINDS]
+            + [f"batch:{self.batch_id}"]
+        )
+
+    def _load_rides(self, verified: list[VerifiedTap]) -> None:
+        """Each card's cleared rides stored before this batch, over a window that covers
+        every transfer window the taps so far need (widened and re-read when a later
+        chunk needs more). This batch's own rides are kept apart in ``batch_rides``."""
+        if not verified:
+            return
+        low = min(v.timestamp_s for v in verified) - self.fares.transfer_window_s
+        high = max(v.timestamp_s for v in verified)
+        if self.window is not None:
+            low, high = min(low, self.window[0]), max(high, self.window[1])
+        widened = self.window != (low, high)
+        card_ids = sorted(
+            {v.card_id for v in verified if widened or v.card_id not in self.stored_rides}
+        )
+        if widened:  # every card read so far is read again over the wider window
+            card_ids = sorted(set(card_ids) | self.stored_rides.keys())
+        self.window = (low, high)
+        for card_id in card_ids:
+            self.stored_rides[card_id] = []
+        for chunk in _chunks(card_ids):
+            for card_id, tapped_at_s in self.tx.all(
+                "SELECT card_id, tapped_at_s FROM tap_outcomes WHERE outcome = 'cleared'"
+                f" AND card_id IN ({_marks(chunk)}) AND tapped_at_s >= ? AND tapped_at_s < ?",
+                (*chunk, low, high),
+            ):
+                self.stored_rides[card_id].append(tapped_at_s)
+
+    def _clear(self, tap: UploadedTap, check: VerifiedTap | str) -> TapOutcome:
         base = dict(
-            reader_id=reader.reader_id,
+            reader_id=self.reader.reader_id,
             reader_seq=tap.reader_seq,
             scanned_at_s=tap.scanned_at_s,
-            batch_id=batch_id,
+            batch_id=self.batch_id,
         )
-        try:
-            verified = verify_tap(
-                tap.code,
-                self.public_keys(),
-                now_s=tap.scanned_at_s,
-                deny_list=frozenset(),
-                skew_s=CLEARING_SKEW_S,
-                max_age_s=CLEARING_MAX_AGE_S,
-                credential_cache=self._credential_cache,
-            )
-        except TapRejected as err:
-            return _rejected(base, _fallback_tap_id(tap.code), None, None, err.code, None)
+        if isinstance(check, str):
+            return _rejected(base, _fallback_tap_id(tap.code), None, None, check, None)
+        verified = check
         ident = dict(
             tap_id=verified.tap_id, card_id=verified.card_id, tapped_at_s=verified.timestamp_s
         )
-        first_reader = self._first_reader(tx, verified.tap_id)
+        first_reader = self.first_readers.get(verified.tap_id)
         if first_reader is not None:
             return _rejected(base, **ident, reason="replayed_code", first_reader_id=first_reader)
-        card = buscards.card(tx, verified.card_id)
+        card = self.cards.get(verified.card_id)
         if _revoked(card, verified):
             return _rejected(base, **ident, reason="card_revoked", first_reader_id=None)
-        charge = self._charge(tx, verified, card)
+        charge = self._charge(verified, card)
+        self.first_readers[verified.tap_id] = self.reader.reader_id
+        self.batch_rides.setdefault(verified.card_id, []).append(verified.timestamp_s)
         return TapOutcome(
             **base, **ident, outcome="cleared", reason=None, **charge, first_reader_id=None
         )
 
-    def _first_reader(self, tx: Tx, tap_id: str) -> str | None:
-        """The reader whose copy of this code was cleared, if one was: then this is a replay."""
-        row = tx.one(
-            "SELECT reader_id FROM tap_outcomes WHERE tap_id = ? AND outcome = 'cleared'",
-            (tap_id,),
-        )
-        return None if row is None else row[0]
-
-    def _charge(self, tx: Tx, verified: VerifiedTap, card: buscards.BusCard) -> dict[str, int]:
+    def _charge(self, verified: VerifiedTap, card: buscards.BusCard) -> dict[str, int]:
         """Price the ride and move the money: promo budget, then wallet, then credit."""
-        fare = self._price(tx, verified)
-        clearing_id = self._clearing_id
-        promo = self._promo_share(tx, verified, fare)
-        wallet_id = _wallet_of(tx, card.participant_id)
-        wallet = min(fare - promo, max(0, self.ledger.account(tx, wallet_id).balance_fen))
+        fare = self._price(verified)
+        clearing_id = self.clearing._clearing_id
+        promo = self._promo_share(verified, fare)
+        wallet_id = self.wallets[card.participant_id]
+        wallet = min(fare - promo, max(0, self.money.account(wallet_id).balance_fen))
         credit = fare - promo - wallet
         legs = ((wallet_id, wallet, "fare"), (card.credit_account_id, credit, "fare_on_credit"))
         for debit_id, amount, kind in legs:
             if amount > 0:
-                self.ledger.transfer(
-                    tx,
+                self.money.transfer(
                     TransferRequest(
                         id=f"tap:{verified.tap_id}:{kind}",
                         debit_account_id=debit_id,
@@ -231,38 +351,31 @@ class Clearing:
                         kind=kind,
                     ),
                 )
-        if buscards.debt_fen(tx, self.ledger, card) > 0:
-            buscards.set_listed(tx, card.card_id, True, buscards.REASON_DEBT)
+        debt = self.money.account(card.credit_account_id)
+        if debt.debits_posted - debt.credits_posted > 0:  # as buscards.debt_fen
+            buscards.set_listed(self.tx, card.card_id, True, buscards.REASON_DEBT)
         return {"fare_fen": fare, "wallet_fen": wallet, "credit_fen": credit, "promo_fen": promo}
 
-    def _price(self, tx: Tx, verified: VerifiedTap) -> int:
-        earlier = tx.one(
-            "SELECT COUNT(*) FROM tap_outcomes WHERE card_id = ? AND outcome = 'cleared'"
-            " AND tapped_at_s >= ? AND tapped_at_s < ?",
-            (
-                verified.card_id,
-                verified.timestamp_s - self.fares.transfer_window_s,
-                verified.timestamp_s,
-            ),
-        )[0]
+    def _price(self, verified: VerifiedTap) -> int:
+        since_s = verified.timestamp_s - self.fares.transfer_window_s
+        rides = chain(
+            self.stored_rides[verified.card_id], self.batch_rides.get(verified.card_id, ())
+        )
+        earlier = any(since_s <= t < verified.timestamp_s for t in rides)
         discount = self.fares.transfer_discount_fen if earlier else 0
         return max(0, self.fares.fare_fen - discount)
 
-    def _promo_share(self, tx: Tx, verified: VerifiedTap, fare: int) -> int:
+    def _promo_share(self, verified: VerifiedTap, fare: int) -> int:
         """On a free-ride day the campaign pays the fare while its budget lasts."""
         day = dt.datetime.fromtimestamp(verified.timestamp_s, CHINA_TZ).date()
-        if fare == 0 or day not in self.fares.free_ride_dates:
-            return 0
-        promo = tx.one("SELECT id FROM accounts WHERE name = ?", (PROMO_ACCOUNT,))
-        if promo is None:
+        if fare == 0 or day not in self.fares.free_ride_dates or self.promo_id is None:
             return 0
         try:
-            self.ledger.transfer(
-                tx,
+            self.money.transfer(
                 TransferRequest(
                     id=f"tap:{verified.tap_id}:promo",
-                    debit_account_id=promo[0],
-                    credit_account_id=self._clearing_id,
+                    debit_account_id=self.promo_id,
+                    credit_account_id=self.clearing._clearing_id,
                     amount_fen=fare,
                     kind="fare_promo",
                 ),
@@ -271,23 +384,41 @@ class Clearing:
             return 0  # budget spent: the campaign has stopped, the rider pays
         return fare
 
-    def _credit_operator(
-        self, tx: Tx, reader: Reader, batch_id: str, outcomes: list[TapOutcome]
-    ) -> None:
+    def _credit_operator(self, outcomes: list[TapOutcome]) -> None:
         total = sum(
-            o.fare_fen for o in outcomes if o.outcome == "cleared" and o.batch_id == batch_id
+            o.fare_fen for o in outcomes if o.outcome == "cleared" and o.batch_id == self.batch_id
         )
         if total > 0:
-            self.ledger.transfer(
-                tx,
+            self.money.transfer(
                 TransferRequest(
-                    id=f"batch:{batch_id}",
-                    debit_account_id=self._clearing_id,
-                    credit_account_id=reader.operator_account_id,
+                    id=f"batch:{self.batch_id}",
+                    debit_account_id=self.clearing._clearing_id,
+                    credit_account_id=self.reader.operator_account_id,
                     amount_fen=total,
                     kind="fares_to_operator",
                 ),
             )
+
+
+_LEG_KINDS = ("fare", "fare_on_credit", "promo")
+_CARD_COLUMNS = ", ".join(f.name for f in fields(buscards.BusCard))
+_IN_CHUNK_MAX = 500  # parameters per IN list, well under every backend's limit
+
+
+def _chunks(values: list) -> list[list]:
+    return [values[i : i + _IN_CHUNK_MAX] for i in range(0, len(values), _IN_CHUNK_MAX)]
+
+
+def _marks(values: list) -> str:
+    return ", ".join("?" * len(values))
+
+
+def _rows_in(tx: Tx, sql: str, values: list) -> list[tuple]:
+    """``sql`` with its one ``IN ({})`` list filled from ``values``, chunk by chunk."""
+    rows: list[tuple] = []
+    for chunk in _chunks(values):
+        rows += tx.all(sql.format(_marks(chunk)), chunk)
+    return rows
 
 
 def _rejected(
@@ -323,10 +454,6 @@ def _revoked(card: buscards.BusCard | None, verified: VerifiedTap) -> bool:
 def _fallback_tap_id(code: str) -> str:
     """An unverifiable code still needs an id for its outcome row: hash its text."""
     return "x" + hashlib.sha256(code.encode(errors="replace")).hexdigest()[:31]
-
-
-def _wallet_of(tx: Tx, participant_id: int) -> int:
-    return tx.one("SELECT account_id FROM participants WHERE id = ?", (participant_id,))[0]
 
 
 def astuple_outcome(outcome: TapOutcome) -> tuple:

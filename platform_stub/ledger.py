@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from json.encoder import encode_basestring_ascii
 
 from platform_stub.exceptions import (
     InvalidRequest,
@@ -72,10 +73,15 @@ class TransferRequest:
 
     def body_hash(self) -> str:
         """Everything but the id; a retry must match it to get the first outcome."""
-        body = (self.debit_account_id, self.credit_account_id, self.amount_fen, self.kind,
-                self.flags, self.pending_id)
-        raw = json.dumps(body, separators=(",", ":")).encode()
-        return hashlib.sha256(raw).hexdigest()[:32]
+        body = (
+            self.debit_account_id,
+            self.credit_account_id,
+            self.amount_fen,
+            self.kind,
+            self.flags,
+            self.pending_id,
+        )
+        return hashlib.sha256(_compact_json(body).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,20 @@ _ACCOUNT_COLUMNS = (
 _TRANSFER_COLUMNS = (
     "seq, id, debit_account_id, credit_account_id, amount_fen, kind, flags, pending_id,"
     " timestamp_us"
+)
+# A transfer id's outcome in one statement: its transfer row, else its refusal row (an id
+# is never both). The last three columns are body_hash, code and detail.
+_OUTCOME_SQL = (
+    f"SELECT {_TRANSFER_COLUMNS}, body_hash, NULL, NULL FROM transfers WHERE id = ?"
+    " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, body_hash, code,"
+    " detail FROM rejections WHERE id = ?"
+)
+_INSERT_SQL = (
+    "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount_fen, kind,"
+    " flags, pending_id, body_hash, timestamp_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_REJECTION_SQL = (
+    "INSERT INTO rejections (id, body_hash, code, detail, timestamp_us) VALUES (?, ?, ?, ?, ?)"
 )
 
 
@@ -173,11 +193,17 @@ class Ledger:
         try:
             return self._apply(tx, request, body_hash)
         except PlatformError as err:
-            tx.execute(
-                "INSERT INTO rejections (id, body_hash, code, detail, timestamp_us)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (request.id, body_hash, err.code, err.detail, now_us()),
-            )
+            tx.execute(_REJECTION_SQL, (request.id, body_hash, err.code, err.detail, now_us()))
+            raise
+
+    def transfer_fresh(self, tx: Tx, request: TransferRequest) -> Transfer:
+        """``transfer`` for an id the caller has just found untried (``outcome_of`` gave
+        None) in this same transaction, so the lookup of an earlier outcome is skipped."""
+        body_hash = request.body_hash()
+        try:
+            return self._apply(tx, request, body_hash)
+        except PlatformError as err:
+            tx.execute(_REJECTION_SQL, (request.id, body_hash, err.code, err.detail, now_us()))
             raise
 
     def apply(
@@ -213,41 +239,45 @@ class Ledger:
         raise refusal
 
     def apply_batch(self, requests: Sequence[TransferRequest]) -> list[Transfer | PlatformError]:
-        """Many transfers in one transaction (clearing's path); each keeps its own outcome."""
+        """Many transfers in one transaction (clearing's path); each keeps its own outcome,
+        as if applied one after another in order.
+
+        Plain and pending transfers go through a :class:`LedgerBatch`: one lookup of
+        earlier outcomes, one locking read of the accounts in id order, the checks against
+        running balances in memory, then one ``executemany`` per table. A batch that posts
+        or voids pending transfers is applied one transfer at a time.
+        """
         if len(requests) > BATCH_TRANSFERS_MAX:
             raise InvalidRequest(
                 "invalid_request", f"batch of {len(requests)} exceeds {BATCH_TRANSFERS_MAX}"
             )
-        outcomes: list[Transfer | PlatformError] = []
         with self.db.transaction() as tx:
-            for request in requests:
-                try:
-                    outcomes.append(self.transfer(tx, request))
-                except PlatformError as err:
-                    outcomes.append(err)
-        return outcomes
+            if any(r.flags & (POST_PENDING | VOID_PENDING) for r in requests):
+                return [self._transfer_or_refusal(tx, request) for request in requests]
+            return _apply_in_batch(tx, requests)
+
+    def _transfer_or_refusal(self, tx: Tx, request: TransferRequest) -> Transfer | PlatformError:
+        try:
+            return self.transfer(tx, request)
+        except PlatformError as err:
+            return err
 
     def outcome_of(self, tx: Tx, transfer_id: str) -> Transfer | PlatformError | None:
         """What became of ``transfer_id`` whatever its body: the transfer, the recorded
         refusal, or None if it was never tried (for callers that derive the body)."""
-        row = tx.one(f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (transfer_id,))
-        if row is not None:
-            return Transfer(*row)
-        row = tx.one("SELECT code, detail FROM rejections WHERE id = ?", (transfer_id,))
-        return None if row is None else platform_error(row[0], row[1])
+        row = tx.one(_OUTCOME_SQL, (transfer_id, transfer_id))
+        if row is None:
+            return None
+        return platform_error(row[-2], row[-1]) if row[0] is None else Transfer(*row[:-3])
 
     def _previous_outcome(self, tx: Tx, transfer_id: str, body_hash: str) -> Transfer | None:
-        row = tx.one(
-            f"SELECT {_TRANSFER_COLUMNS}, body_hash FROM transfers WHERE id = ?", (transfer_id,)
-        )
-        if row is not None:
-            _same_body_or_raise(transfer_id, row[-1], body_hash)
-            return Transfer(*row[:-1])
-        row = tx.one("SELECT body_hash, code, detail FROM rejections WHERE id = ?", (transfer_id,))
-        if row is not None:
-            _same_body_or_raise(transfer_id, row[0], body_hash)
-            raise platform_error(row[1], row[2])
-        return None
+        row = tx.one(_OUTCOME_SQL, (transfer_id, transfer_id))
+        if row is None:
+            return None
+        _same_body_or_raise(transfer_id, row[-3], body_hash)
+        if row[0] is None:
+            raise platform_error(row[-2], row[-1])
+        return Transfer(*row[:-3])
 
     def _apply(self, tx: Tx, request: TransferRequest, body_hash: str) -> Transfer:
         _validate(request)
@@ -297,23 +327,9 @@ class Ledger:
 
     def _insert(self, tx: Tx, request: TransferRequest, body_hash: str) -> Transfer:
         timestamp_us = now_us()
-        tx.execute(
-            "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount_fen, kind,"
-            " flags, pending_id, body_hash, timestamp_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                request.id,
-                request.debit_account_id,
-                request.credit_account_id,
-                request.amount_fen,
-                request.kind,
-                request.flags,
-                request.pending_id,
-                body_hash,
-                timestamp_us,
-            ),
-        )
-        row = tx.one(f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (request.id,))
-        return Transfer(*row)
+        values = _transfer_values(request)
+        (seq,) = tx.one(_INSERT_SQL + " RETURNING seq", (*values, body_hash, timestamp_us))
+        return Transfer(seq, *values, timestamp_us)
 
     def transfers_of(self, tx: Tx, account_id: int, limit: int, offset: int) -> list[Transfer]:
         return [
@@ -328,6 +344,181 @@ class Ledger:
 
     def transfer_count(self, tx: Tx) -> int:
         return tx.one("SELECT COUNT(*) FROM transfers")[0]
+
+
+class LedgerBatch:
+    """Many transfers inside one transaction, checked against running balances in memory
+    and written by ``flush`` with one ``executemany`` per table (after TigerBeetle's
+    batches). Each transfer gets the outcome ``Ledger.transfer`` would give it, applied one
+    after another in order: an earlier outcome of its id is replayed (or refused if the
+    body differs), a refusal is recorded, limits see every earlier transfer of the batch.
+
+    Accounts are read and locked (PostgreSQL: ``FOR UPDATE``) once, on first use or all at
+    once in id order by ``lock``; earlier outcomes are looked up once per id (``recall``
+    many at once). Posting or voiding a pending transfer reads other transfers, so it is
+    not done here (``Ledger.transfer``). Nothing but this batch may change these accounts'
+    balances or the transfers table in ``tx`` before ``flush``.
+    """
+
+    def __init__(self, tx: Tx) -> None:
+        self.tx = tx
+        self._accounts: dict[int, Account | None] = {}
+        self._outcomes: dict[str, tuple[str, Transfer | PlatformError] | None] = {}
+        self._inserts: list[tuple] = []
+        self._refusals: list[tuple] = []
+        self._deltas: dict[int, list[int]] = {}  # account id -> four balance column deltas
+
+    def lock(self, account_ids: Iterable[int]) -> None:
+        """Read and lock, in id order, every account not yet read (missing ones too)."""
+        ids = sorted({i for i in account_ids if i not in self._accounts})
+        for chunk in _chunks(ids):
+            rows = self.tx.all(
+                f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({_marks(chunk)})"
+                " ORDER BY id" + self.tx.for_update(),
+                chunk,
+            )
+            self._accounts.update(dict.fromkeys(chunk))
+            self._accounts.update((r[0], Account(*r)) for r in rows)
+
+    def account(self, account_id: int) -> Account:
+        """The account with every transfer of this batch so far applied."""
+        if account_id not in self._accounts:
+            self.lock((account_id,))
+        account = self._accounts[account_id]
+        if account is None:
+            raise NotFound("account_not_found", f"no account {account_id}")
+        return account
+
+    def recall(self, transfer_ids: Iterable[str]) -> None:
+        """Look up the earlier outcomes of many ids at once (``transfer`` then needs none)."""
+        ids = sorted({i for i in transfer_ids if i not in self._outcomes})
+        for chunk in _chunks(ids):
+            marks = _marks(chunk)
+            self._outcomes.update(dict.fromkeys(chunk))
+            for row in self.tx.all(
+                f"SELECT {_TRANSFER_COLUMNS}, body_hash FROM transfers WHERE id IN ({marks})",
+                chunk,
+            ):
+                self._outcomes[row[1]] = (row[-1], Transfer(*row[:-1]))
+            for row in self.tx.all(
+                f"SELECT id, body_hash, code, detail FROM rejections WHERE id IN ({marks})", chunk
+            ):
+                self._outcomes[row[0]] = (row[1], platform_error(row[2], row[3]))
+
+    def transfer(self, request: TransferRequest) -> Transfer:
+        """As ``Ledger.transfer``; a new transfer's ``seq`` is 0 until ``flush``."""
+        if request.flags & (POST_PENDING | VOID_PENDING):
+            raise AssertionError("posting or voiding a pending transfer needs Ledger.transfer")
+        body_hash = request.body_hash()
+        if request.id not in self._outcomes:
+            self.recall((request.id,))
+        previous = self._outcomes[request.id]
+        if previous is not None:
+            _same_body_or_raise(request.id, previous[0], body_hash)
+            if isinstance(previous[1], PlatformError):
+                raise previous[1]
+            return previous[1]
+        try:
+            transfer = self._apply(request, body_hash)
+        except PlatformError as err:
+            self._refusals.append((request.id, body_hash, err.code, err.detail, now_us()))
+            self._outcomes[request.id] = (body_hash, err)
+            raise
+        self._outcomes[request.id] = (body_hash, transfer)
+        return transfer
+
+    def _apply(self, request: TransferRequest, body_hash: str) -> Transfer:
+        _validate(request)
+        debit = self.account(request.debit_account_id)
+        credit = self.account(request.credit_account_id)
+        deltas = _plain_deltas(request)
+        _check_limits(debit, credit, deltas)
+        self._accounts[debit.id] = _moved(debit, deltas, debit_side=True)
+        self._accounts[credit.id] = _moved(credit, deltas, debit_side=False)
+        self._add_deltas(debit.id, (deltas.pending, deltas.posted, 0, 0))
+        self._add_deltas(credit.id, (0, 0, deltas.pending, deltas.posted))
+        values = _transfer_values(request)
+        timestamp_us = now_us()
+        self._inserts.append((*values, body_hash, timestamp_us))
+        return Transfer(0, *values, timestamp_us)
+
+    def _add_deltas(self, account_id: int, deltas: tuple[int, int, int, int]) -> None:
+        total = self._deltas.setdefault(account_id, [0, 0, 0, 0])
+        for column, delta in enumerate(deltas):
+            total[column] += delta
+
+    def flush(self) -> dict[str, int]:
+        """Write what the batch did; returns the new transfers' seqs by id."""
+        if self._inserts:
+            self.tx.executemany(_INSERT_SQL, self._inserts)
+        if self._refusals:
+            self.tx.executemany(_REJECTION_SQL, self._refusals)
+        if self._deltas:
+            self.tx.executemany(
+                "UPDATE accounts SET debits_pending = debits_pending + ?,"
+                " debits_posted = debits_posted + ?, credits_pending = credits_pending + ?,"
+                " credits_posted = credits_posted + ? WHERE id = ?",
+                [(*d, account_id) for account_id, d in sorted(self._deltas.items())],
+            )
+        seqs: dict[str, int] = {}
+        for chunk in _chunks([row[0] for row in self._inserts]):
+            marks = _marks(chunk)
+            seqs.update(self.tx.all(f"SELECT id, seq FROM transfers WHERE id IN ({marks})", chunk))
+        self._inserts, self._refusals, self._deltas = [], [], {}
+        return seqs
+
+
+def _apply_in_batch(tx: Tx, requests: Sequence[TransferRequest]) -> list[Transfer | PlatformError]:
+    batch = LedgerBatch(tx)
+    batch.recall(r.id for r in requests)
+    batch.lock(i for r in requests for i in (r.debit_account_id, r.credit_account_id))
+    outcomes: list[Transfer | PlatformError] = []
+    for request in requests:
+        try:
+            outcomes.append(batch.transfer(request))
+        except PlatformError as err:
+            outcomes.append(err)
+    seqs = batch.flush()
+    return [
+        replace(o, seq=seqs[o.id]) if isinstance(o, Transfer) and o.seq == 0 else o
+        for o in outcomes
+    ]
+
+
+_IN_CHUNK_MAX = 500  # parameters per IN list, well under every backend's limit
+
+
+def _chunks(values: Sequence) -> list[Sequence]:
+    return [values[i : i + _IN_CHUNK_MAX] for i in range(0, len(values), _IN_CHUNK_MAX)]
+
+
+def _marks(values: Sequence) -> str:
+    return ", ".join("?" * len(values))
+
+
+def _moved(a: Account, d: _Deltas, debit_side: bool) -> Account:
+    """The account after ``d``: constructed directly, as ``dataclasses.replace`` is slow."""
+    if debit_side:
+        return Account(
+            a.id,
+            a.name,
+            a.kind,
+            a.flags,
+            a.debits_pending + d.pending,
+            a.debits_posted + d.posted,
+            a.credits_pending,
+            a.credits_posted,
+        )
+    return Account(
+        a.id,
+        a.name,
+        a.kind,
+        a.flags,
+        a.debits_pending,
+        a.debits_posted,
+        a.credits_pending + d.pending,
+        a.credits_posted + d.posted,
+    )
 
 
 @dataclass(frozen=True)
@@ -381,6 +572,35 @@ def _update_balances(tx: Tx, debit_id: int, credit_id: int, d: _Deltas) -> None:
         "UPDATE accounts SET credits_pending = credits_pending + ?,"
         " credits_posted = credits_posted + ? WHERE id = ?",
         (d.pending, d.posted, credit_id),
+    )
+
+
+def _compact_json(body: tuple) -> str:
+    """``json.dumps(body, separators=(",", ":"))``, spelled out for ints, strings and None
+    (stored hashes must not change); anything else goes through ``json.dumps``."""
+    parts = []
+    for value in body:
+        if type(value) is int:
+            parts.append(repr(value))
+        elif type(value) is str:
+            parts.append(encode_basestring_ascii(value))
+        elif value is None:
+            parts.append("null")
+        else:
+            return json.dumps(body, separators=(",", ":"))
+    return "[" + ",".join(parts) + "]"
+
+
+def _transfer_values(request: TransferRequest) -> tuple:
+    """The request's columns in ``_INSERT_SQL`` order, up to (not including) body_hash."""
+    return (
+        request.id,
+        request.debit_account_id,
+        request.credit_account_id,
+        request.amount_fen,
+        request.kind,
+        request.flags,
+        request.pending_id,
     )
 
 

@@ -143,6 +143,7 @@ class Platform:
         return cls(open_database(url), fares, keyring_seed)
 
     def close(self) -> None:
+        self.transit.clearing.verifier.close()  # its worker processes, if it started any
         self.db.close()
 
     # -- participants -----------------------------------------------------------
@@ -245,22 +246,23 @@ class Platform:
         if who.kind != "merchant":
             raise Forbidden("forbidden", "only a merchant has a collection code")
         with self.db.transaction(write=False) as tx:
-            static = tx.one("SELECT collection_code FROM merchants WHERE participant_id = ?",
-                            (who.id,))[0]
+            static = tx.one(
+                "SELECT collection_code FROM merchants WHERE participant_id = ?", (who.id,)
+            )[0]
         if amount_fen is None:
             return static
         _check_amount(amount_fen, emv.AMOUNT_FEN_MAX)
         code = emv.decode(static)
-        return emv.encode(emv.MerchantCode(code.merchant_id, code.name, code.city, code.mcc,
-                                           amount_fen))
+        return emv.encode(
+            emv.MerchantCode(code.merchant_id, code.name, code.city, code.mcc, amount_fen)
+        )
 
     def withdraw(self, token: str, amount_fen: int, request_id: str) -> Receipt:
         """Move money from the wallet back to the bound card's bank."""
         who = self.resident(token)
         _check_amount(amount_fen, TOP_UP_FEN_MAX)
         bank_account_id = self._bound_bank_account(who)
-        return self._move(who, "withdraw", request_id, who.account_id, bank_account_id,
-                          amount_fen)
+        return self._move(who, "withdraw", request_id, who.account_id, bank_account_id, amount_fen)
 
     def _bound_bank_account(self, who: Participant) -> int:
         with self.db.transaction() as tx:
@@ -279,19 +281,28 @@ class Platform:
         if code.dynamic and code.amount_fen != amount_fen:
             raise Rejected("amount_mismatch", f"code asks {code.amount_fen} fen, not {amount_fen}")
         merchant_account = self._merchant_account(code.merchant_id)
-        return self.pay_to_merchant(who, "pay_merchant", request_id, merchant_account,
-                                    amount_fen, code.mcc)
+        return self.pay_to_merchant(
+            who, "pay_merchant", request_id, merchant_account, amount_fen, code.mcc
+        )
 
-    def pay_to_merchant(self, payer: Participant, kind: str, request_id: str,
-                        merchant_account_id: int, amount_fen: int, mcc: str = "") -> Receipt:
+    def pay_to_merchant(
+        self,
+        payer: Participant,
+        kind: str,
+        request_id: str,
+        merchant_account_id: int,
+        amount_fen: int,
+        mcc: str = "",
+    ) -> Receipt:
         """Wallet to merchant, less any campaign discount (the campaign pays that part),
         then tell the payment listeners (voice announcements)."""
         _check_request_id(request_id)
         transfer_id = f"{payer.id}:{kind}:{request_id}"
         for attempt in range(CONFLICT_RETRIES_MAX):
             try:
-                receipt = self._pay_once(payer, kind, transfer_id, merchant_account_id,
-                                         amount_fen, mcc)
+                receipt = self._pay_once(
+                    payer, kind, transfer_id, merchant_account_id, amount_fen, mcc
+                )
                 break
             except StorageUnavailable:
                 if attempt + 1 == CONFLICT_RETRIES_MAX:
@@ -301,8 +312,15 @@ class Platform:
             listener(payment)
         return receipt
 
-    def _pay_once(self, payer: Participant, kind: str, transfer_id: str,
-                  merchant_account_id: int, amount_fen: int, mcc: str) -> Receipt:
+    def _pay_once(
+        self,
+        payer: Participant,
+        kind: str,
+        transfer_id: str,
+        merchant_account_id: int,
+        amount_fen: int,
+        mcc: str,
+    ) -> Receipt:
         """One transaction: replay a known id as it went, else price, pay, discount."""
         refusal: PlatformError | None = None
         with self.db.transaction() as tx:
@@ -313,27 +331,48 @@ class Platform:
                 return self._receipt_of(tx, transfer_id, payer, merchant_account_id)
             else:
                 try:
-                    return self._pay_fresh(tx, payer, kind, transfer_id, merchant_account_id,
-                                           amount_fen, mcc)
+                    return self._pay_fresh(
+                        tx, payer, kind, transfer_id, merchant_account_id, amount_fen, mcc
+                    )
                 except PlatformError as err:
                     refusal = err  # the refusal's record commits with this transaction
         raise refusal
 
-    def _pay_fresh(self, tx: Tx, payer: Participant, kind: str, transfer_id: str,
-                   merchant_account_id: int, amount_fen: int, mcc: str) -> Receipt:
+    def _pay_fresh(
+        self,
+        tx: Tx,
+        payer: Participant,
+        kind: str,
+        transfer_id: str,
+        merchant_account_id: int,
+        amount_fen: int,
+        mcc: str,
+    ) -> Receipt:
+        """Price, pay, discount; the caller found ``transfer_id`` untried in ``tx``."""
         day = self.clock().date()
         offer = self.promotions.offer(tx, payer.id, mcc, amount_fen, day)
         discount = offer[1] if offer else 0
+        paid_fen = 0
         if amount_fen > discount:
-            self.ledger.transfer(tx, TransferRequest(
-                transfer_id, payer.account_id, merchant_account_id, amount_fen - discount, kind))
+            paid_fen = self.ledger.transfer_fresh(
+                tx,
+                TransferRequest(
+                    transfer_id,
+                    payer.account_id,
+                    merchant_account_id,
+                    amount_fen - discount,
+                    kind,
+                ),
+            ).amount_fen
         if offer:
-            self.promotions.grant(tx, offer[0], payer.id, merchant_account_id, discount, day,
-                                  transfer_id)
-        return self._receipt_of(tx, transfer_id, payer, merchant_account_id)
+            self.promotions.grant(
+                tx, offer[0], payer.id, merchant_account_id, discount, day, transfer_id
+            )
+        return Receipt(transfer_id, paid_fen, payer.account_id, merchant_account_id, discount)
 
-    def _receipt_of(self, tx: Tx, transfer_id: str, payer: Participant,
-                    merchant_account_id: int) -> Receipt:
+    def _receipt_of(
+        self, tx: Tx, transfer_id: str, payer: Participant, merchant_account_id: int
+    ) -> Receipt:
         paid = self.ledger.outcome_of(tx, transfer_id)
         discount = self.promotions.discount_given(tx, transfer_id) or 0
         paid_fen = paid.amount_fen if paid is not None else 0

@@ -18,7 +18,14 @@ clock that drifted while offline must not turn honest rides into rejections.
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from collections.abc import Container, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from platform_stub.exceptions import TapRejected
@@ -109,3 +116,187 @@ def _verified(code: OfflineCode) -> VerifiedTap:
         credit_limit_fen=credential.credit_limit_fen,
         expires_at_s=credential.expires_at_s,
     )
+
+
+# -- many taps at once (clearing) ---------------------------------------------------
+
+# Below this many taps a batch is verified in the calling thread: handing work to other
+# processes costs more than it saves.
+PARALLEL_TAPS_MIN = 64
+VERIFY_WORKERS_ENV = "CASHLESS_VERIFY_WORKERS"  # 0: verify in the calling thread only
+# A batch is cut into this many chunks per worker: the first comes back early, and the
+# caller works on it while the workers go on with the rest.
+CHUNKS_PER_WORKER = 4
+FIRST_CHUNK_TAPS = 16
+_PARENT_POLL_S = 1.0
+
+
+def verify_taps(
+    taps: Sequence[tuple[str, int]],
+    public_keys: Mapping[int, bytes],
+    skew_s: int,
+    max_age_s: int,
+    credential_cache: CredentialCache | None = None,
+) -> list[VerifiedTap | str]:
+    """``verify_tap`` for each (code, now_s) with an empty deny list: the verified tap,
+    or the rejection's code."""
+    checked: list[VerifiedTap | str] = []
+    for code, now_s in taps:
+        try:
+            checked.append(
+                verify_tap(code, public_keys, now_s, (), skew_s, max_age_s, credential_cache)
+            )
+        except TapRejected as err:
+            checked.append(err.code)
+    return checked
+
+
+class TapVerifier:
+    """Verifies a batch's taps on every core: Ed25519 verification holds the GIL
+    (``cryptography`` does not release it), so the batch is split over worker processes.
+
+    The pool starts on the first batch of ``PARALLEL_TAPS_MIN`` taps or more, with one
+    worker per core (``CASHLESS_VERIFY_WORKERS`` overrides; 0 keeps all work here).
+    Workers are spawned, and a spawned process imports the parent's ``__main__``: that
+    is safe for ``python -m module`` (the server, ``python -m pytest``) and an interactive
+    session, but a plain script would run its top level again in every worker (a script
+    that moves money would move it again). So by default a plain script gets no workers;
+    one that keeps its work under ``if __name__ == "__main__":`` may opt in with the
+    variable (the benchmarks do).
+    Each worker keeps its own credential cache. Workers exit when this process does,
+    even when it is killed. A pool that breaks is replaced and its batch verified here,
+    so every tap still gets its verification.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        if workers is None:
+            configured = os.environ.get(VERIFY_WORKERS_ENV)
+            if configured:
+                workers = int(configured)
+            else:
+                workers = (os.cpu_count() or 1) if _main_is_import_safe() else 0
+        self.workers = max(0, workers)
+        self.cache = CredentialCache()
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._here_lock = threading.Lock()
+
+    def verify(
+        self,
+        taps: Sequence[tuple[str, int]],
+        public_keys: Mapping[int, bytes],
+        skew_s: int = CLEARING_SKEW_S,
+        max_age_s: int = CLEARING_MAX_AGE_S,
+    ) -> list[VerifiedTap | str]:
+        """Every tap's check, in order."""
+        return [
+            c for part in self.verify_chunks(taps, public_keys, skew_s, max_age_s) for c in part
+        ]
+
+    def verify_chunks(
+        self,
+        taps: Sequence[tuple[str, int]],
+        public_keys: Mapping[int, bytes],
+        skew_s: int = CLEARING_SKEW_S,
+        max_age_s: int = CLEARING_MAX_AGE_S,
+    ) -> Iterator[list[VerifiedTap | str]]:
+        """The checks of consecutive chunks of ``taps``, in order, each as soon as it is
+        done, so a caller can work on one chunk while the workers verify the next."""
+        if self.workers < 2 or len(taps) < PARALLEL_TAPS_MIN:
+            yield self._verify_here(taps, public_keys, skew_s, max_age_s)
+            return
+        keys = dict(public_keys)
+        size = max(PARALLEL_TAPS_MIN // 2, -(-len(taps) // (self.workers * CHUNKS_PER_WORKER)))
+        # A small first chunk: the caller waits for it with nothing else to do.
+        chunks = [taps[:FIRST_CHUNK_TAPS]] + [
+            taps[i : i + size] for i in range(FIRST_CHUNK_TAPS, len(taps), size)
+        ]
+        try:
+            pool = self._started()
+            futures = [
+                pool.submit(_verify_in_worker, chunk, keys, skew_s, max_age_s) for chunk in chunks
+            ]
+        except BrokenProcessPool:
+            futures = []
+        for index, chunk in enumerate(chunks):
+            try:
+                part = futures[index].result() if futures else None
+            except BrokenProcessPool:
+                part = None
+            if part is None:  # the pool broke: this and every later chunk verified here
+                self._discard_pool()
+                futures = []
+                part = self._verify_here(chunk, public_keys, skew_s, max_age_s)
+            yield part
+
+    def _verify_here(
+        self,
+        taps: Sequence[tuple[str, int]],
+        public_keys: Mapping[int, bytes],
+        skew_s: int,
+        max_age_s: int,
+    ) -> list[VerifiedTap | str]:
+        """In this thread; one thread at a time, as the credential cache is not shared-safe
+        (verification holds the GIL anyway, so nothing is lost)."""
+        with self._here_lock:
+            return verify_taps(taps, public_keys, skew_s, max_age_s, self.cache)
+
+    def start(self) -> None:
+        """Start the workers now rather than on the first big batch (a server's start-up)
+        and wait until each has imported this module."""
+        if self.workers >= 2:
+            pool = self._started()
+            list(pool.map(_ready, range(self.workers * 2)))
+
+    def _started(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),  # no fork of threads
+                    initializer=_watch_parent,
+                    initargs=(os.getpid(),),
+                )
+            return self._pool
+
+    def _discard_pool(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self._discard_pool()
+
+
+_WORKER_CACHE = CredentialCache()
+
+
+def _verify_in_worker(
+    taps: Sequence[tuple[str, int]], public_keys: Mapping[int, bytes], skew_s: int, max_age_s: int
+) -> list[VerifiedTap | str]:
+    return verify_taps(taps, public_keys, skew_s, max_age_s, _WORKER_CACHE)
+
+
+def _main_is_import_safe() -> bool:
+    """Whether spawned workers may import ``__main__``: a module run with ``-m`` (its
+    ``__name__ == "__main__"`` block is skipped) or no main file at all."""
+    main_module = sys.modules.get("__main__")
+    return getattr(main_module, "__spec__", None) is not None or not hasattr(
+        main_module, "__file__"
+    )
+
+
+def _ready(_: int) -> bool:
+    return True
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """In a worker: exit once the parent is gone (a killed server leaves no workers)."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(_PARENT_POLL_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
