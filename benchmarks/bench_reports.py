@@ -3,9 +3,11 @@
     python benchmarks/bench_reports.py [--quick] [--runs 50] [--days 14]
 
 One small real run (``tests/data/tiny.toml``) is simulated once and copied into
-``--runs`` folders; the figure is the wall time of ``build_run_report`` over all of
-them, one after another. The baseline is the floor under any report: reading each
-folder's parquet files with polars, in the same process on the same machine. The
+``--runs`` folders; the figure is the wall time of ``build_run_reports`` over all of
+them with ``--jobs`` worker processes (default: one per core, as ``cashless report``
+uses; the workers' start-up is inside the time). The baseline is the floor under any
+report: reading each folder's parquet files with polars, in the same process on the same
+machine. The
 ratio is what figures, tables and the page cost on top of reading. Target: under 60 s
 for 50 folders, i.e. 1.2 s a folder (``--quick``: 10 folders of 7 days, under 12 s).
 """
@@ -24,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the repo and this folder 
 import polars as pl
 from _protocol import main, result
 
-from reports import build_run_report
+from reports.batch import build_run_reports, default_jobs
 from scenarios.loader import load_scenario
 from scenarios.runner import run_scenario
 
@@ -50,20 +52,21 @@ def read_only_s(folders: list[Path]) -> float:
     return time.perf_counter() - start
 
 
-def reports_s(folders: list[Path]) -> float:
+def reports_s(folders: list[Path], jobs: int) -> float:
     start = time.perf_counter()
-    for folder in folders:
-        build_run_report(folder)
+    pages = build_run_reports(folders, jobs)
+    assert all(page.is_file() for page in pages)
     return time.perf_counter() - start
 
 
-def run(quick: bool = False, runs: int = 50, days: int = 14) -> list[dict]:
+def run(quick: bool = False, runs: int = 50, days: int = 14, jobs: int | None = None) -> list[dict]:
     if quick:
         runs, days = QUICK["runs"], QUICK["days"]
+    jobs = jobs or default_jobs()
     with tempfile.TemporaryDirectory() as folder:
         folders = make_folders(Path(folder), runs, days)
         baseline = read_only_s(folders)
-        figure = reports_s(folders)
+        figure = reports_s(folders, jobs)
     return [
         result(
             f"reports_{runs}_runs_s",
@@ -76,6 +79,7 @@ def run(quick: bool = False, runs: int = 50, days: int = 14) -> list[dict]:
             target_is="max",
             runs=runs,
             days=days,
+            jobs=jobs,
         )
     ]
 
@@ -83,6 +87,7 @@ def run(quick: bool = False, runs: int = 50, days: int = 14) -> list[dict]:
 def _arguments(parser) -> None:  # type: ignore[no-untyped-def]
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--jobs", type=int, default=None, help="worker processes (cores)")
 
 
 if __name__ == "__main__":

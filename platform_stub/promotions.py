@@ -99,11 +99,12 @@ class Promotions:
     def campaigns(self, tx: Tx) -> list[Campaign]:
         return [Campaign(*r) for r in tx.all(f"SELECT {_COLUMNS} FROM campaigns ORDER BY id")]
 
-    def offer(self, tx: Tx, payer_id: int, mcc: str, amount_fen: int,
-              day: dt.date) -> tuple[Campaign, int] | None:
+    def offer(self, tx: Tx, payer_id: int, mcc: str, amount_fen: int, day: dt.date,
+              campaigns: list[Campaign] | None = None) -> tuple[Campaign, int] | None:
         """The first campaign that applies and can still pay, with its discount. Locks the
-        campaign's account, so the later ``grant`` in the same transaction cannot fail."""
-        for campaign in self.campaigns(tx):
+        campaign's account, so the later ``grant`` in the same transaction cannot fail.
+        ``campaigns``: what ``campaigns(tx)`` gave earlier in ``tx``, if it was read."""
+        for campaign in self.campaigns(tx) if campaigns is None else campaigns:
             if not campaign.applies(day, mcc, amount_fen):
                 continue
             if self._used_up(tx, campaign, payer_id, day):

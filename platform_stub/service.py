@@ -37,7 +37,7 @@ from platform_stub.ledger import (
     Transfer,
     TransferRequest,
 )
-from platform_stub.promotions import Promotions
+from platform_stub.promotions import Campaign, Promotions
 from platform_stub.settlement import Settlement, SettlementReport
 from platform_stub.storage import Database, Tx, open_database
 from platform_stub.transit_service import TransitService
@@ -327,12 +327,18 @@ class Platform:
             prior = self.ledger.outcome_of(tx, transfer_id)
             if isinstance(prior, PlatformError):
                 refusal = prior
-            elif prior is not None or self.promotions.discount_given(tx, transfer_id):
+            elif prior is not None:
                 return self._receipt_of(tx, transfer_id, payer, merchant_account_id)
             else:
+                # A payment a campaign paid whole left no transfer, only a campaign use;
+                # with no campaign at all there is none to look for.
+                campaigns = self.promotions.campaigns(tx)
+                if campaigns and self.promotions.discount_given(tx, transfer_id):
+                    return self._receipt_of(tx, transfer_id, payer, merchant_account_id)
                 try:
                     return self._pay_fresh(
-                        tx, payer, kind, transfer_id, merchant_account_id, amount_fen, mcc
+                        tx, payer, kind, transfer_id, merchant_account_id, amount_fen, mcc,
+                        campaigns,
                     )
                 except PlatformError as err:
                     refusal = err  # the refusal's record commits with this transaction
@@ -347,10 +353,12 @@ class Platform:
         merchant_account_id: int,
         amount_fen: int,
         mcc: str,
+        campaigns: list[Campaign],
     ) -> Receipt:
-        """Price, pay, discount; the caller found ``transfer_id`` untried in ``tx``."""
+        """Price, pay, discount; the caller found ``transfer_id`` untried in ``tx`` and
+        read the ``campaigns``."""
         day = self.clock().date()
-        offer = self.promotions.offer(tx, payer.id, mcc, amount_fen, day)
+        offer = self.promotions.offer(tx, payer.id, mcc, amount_fen, day, campaigns)
         discount = offer[1] if offer else 0
         paid_fen = 0
         if amount_fen > discount:

@@ -115,20 +115,23 @@ class SqliteDatabase(Database):
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        self._busy_timeout_set_ms = busy_timeout_ms
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[Tx]:
         """``write=False`` begins a deferred (read) transaction: other processes' writers
         are not held up while it reads (WAL gives it a consistent snapshot)."""
         deadline = time.monotonic() + self.busy_timeout_ms / 1000
-        if not self._lock.acquire(timeout=self.busy_timeout_ms / 1000):
+        waited = not self._lock.acquire(blocking=False)
+        if waited and not self._lock.acquire(timeout=self.busy_timeout_ms / 1000):
             raise StorageUnavailable(
                 "storage_unavailable",
                 f"database busy: no turn within {self.busy_timeout_ms} ms; retry with the same id",
             )
         try:
             cur = self._conn.cursor()
-            self._begin(cur, write, deadline)
+            self._begin(cur, write, deadline if waited else None)
             try:
                 yield Tx(cur, self.dialect)
             except BaseException:
@@ -139,10 +142,15 @@ class SqliteDatabase(Database):
         finally:
             self._lock.release()
 
-    def _begin(self, cur: sqlite3.Cursor, write: bool, deadline: float) -> None:
-        """Begin, waiting for other processes' write lock only as long as is left."""
-        left_ms = max(1, int((deadline - time.monotonic()) * 1000))
-        cur.execute(f"PRAGMA busy_timeout = {left_ms}")
+    def _begin(self, cur: sqlite3.Cursor, write: bool, deadline: float | None) -> None:
+        """Begin, waiting for other processes' write lock only as long as is left of
+        ``deadline`` (None: the turn came at once, so the whole timeout is left)."""
+        left_ms = self.busy_timeout_ms
+        if deadline is not None:
+            left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+        if left_ms != self._busy_timeout_set_ms:  # a PRAGMA costs as much as a small read
+            cur.execute(f"PRAGMA busy_timeout = {left_ms}")
+            self._busy_timeout_set_ms = left_ms
         try:
             cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         except sqlite3.OperationalError as exc:
