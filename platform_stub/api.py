@@ -86,7 +86,9 @@ class TapBatch(BaseModel):
     taps: list[TapIn] = Field(min_length=1, max_length=BATCH_TAPS_MAX)
 
 
-def _bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
+async def _bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
+    """The bearer token, if any. ``async`` though it never awaits: FastAPI runs a plain
+    ``def`` dependency in its thread pool, a thread hop per request for a string split."""
     if authorization and authorization.startswith("Bearer "):
         return authorization.removeprefix("Bearer ").strip()
     return None
