@@ -105,6 +105,7 @@ class CityModel(mesa.Model):
         self.client = client
         self.log = EventLog()
         self.day = 0
+        self._midnight_of: tuple[int, dt.datetime] = (-1, dt.datetime.min)
         self.sim_clock = sim_clock or SimClock(scenario.city.start_date)
         self.today: Counter[str] = Counter()
         self.daily_rows: list[dict[str, Any]] = []
@@ -255,8 +256,14 @@ class CityModel(mesa.Model):
         return int(when.replace(tzinfo=CHINA_TZ).timestamp())
 
     def clock(self, minute_of_day: float) -> dt.datetime:
-        start = dt.datetime.combine(self.scenario.city.start_date, dt.time())
-        return start + dt.timedelta(days=self.day, minutes=float(minute_of_day))
+        return self._midnight() + dt.timedelta(minutes=float(minute_of_day))
+
+    def _midnight(self) -> dt.datetime:
+        """Today's 00:00, worked out once a day: ``clock`` runs for every activity."""
+        if self._midnight_of[0] != self.day:
+            start = dt.datetime.combine(self.scenario.city.start_date, dt.time())
+            self._midnight_of = (self.day, start + dt.timedelta(days=self.day))
+        return self._midnight_of[1]
 
     def count(self, key: str, n: int = 1) -> None:
         self.today[key] += n
