@@ -95,7 +95,9 @@ def report(
     ],
     targets: Annotated[
         Path | None,
-        typer.Option(help="Targets file: add published figures beside the run's (calibration)."),
+        typer.Option(
+            help="Targets file, or a library name: add published figures beside the run's."
+        ),
     ] = None,
 ) -> None:
     """Rebuild a run folder's report.html and figures from its data files.
@@ -130,8 +132,9 @@ def write_run_calibration(run_dir: Path, targets: Path) -> None:
     import polars as pl
 
     from scenarios.calibrate import measure_run
-    from scenarios.targets import load_targets
+    from scenarios.targets import load_targets, resolve_targets_path
 
+    targets = resolve_targets_path(targets)
     spec = load_targets(targets)
     daily = pl.read_parquet(run_dir / "daily.parquet")
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
@@ -143,12 +146,12 @@ def write_run_calibration(run_dir: Path, targets: Path) -> None:
 @app.command()
 def scenarios() -> None:
     """List the scenario library with a line on each."""
-    from scenarios.loader import LIBRARY_DIR, load_scenario
+    from scenarios.loader import LIBRARY_DIR, library_paths, load_scenario
 
     table = Table(title=f"Scenario library ({LIBRARY_DIR})")
     table.add_column("name")
     table.add_column("description")
-    for path in sorted(LIBRARY_DIR.glob("*.toml")):
+    for path in library_paths():
         try:
             table.add_row(path.stem, load_scenario(path).description)
         except ScenarioError as exc:

@@ -88,7 +88,10 @@ def compare(
 
 def calibrate(
     scenario: Annotated[str, typer.Argument(help="Scenario file, or a library name.")],
-    targets: Annotated[Path, typer.Option(help="Targets file (TOML; see scenarios/targets.py).")],
+    targets: Annotated[
+        Path,
+        typer.Option(help="Targets file (TOML; see scenarios/targets.py), or a library name."),
+    ],
     params: Annotated[
         list[str] | None,
         typer.Option(help="KEY (bounds from the targets file) or KEY=lo,hi; default all."),
@@ -110,9 +113,10 @@ def calibrate(
     from scenarios.calibrate import Problem, calibrate, fit_record, plan_budget, resolve_params
     from scenarios.evaluate import run_dates
     from scenarios.loader import load_scenario
-    from scenarios.targets import check_dates, load_targets
+    from scenarios.targets import check_dates, load_targets, resolve_targets_path
 
     out, _, fail = _console()
+    targets = resolve_targets_path(targets)
     try:
         sets = _sets(set_)
         loaded = load_scenario(scenario, sets)

@@ -17,6 +17,12 @@ LIBRARY_DIR = Path(__file__).parent
 EXTENDS_DEPTH_MAX = 8
 
 
+def library_paths() -> list[Path]:
+    """The library's scenario files by name: what `cashless scenarios` lists and what a
+    bare name resolves to (targets files live apart, in ``targets/``)."""
+    return sorted(LIBRARY_DIR.glob("*.toml"))
+
+
 def resolve_path(name_or_path: str | Path) -> Path:
     """A path as given, or a library scenario by name (``baseline``)."""
     path = Path(name_or_path)

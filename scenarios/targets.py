@@ -21,6 +21,9 @@ A targets file is TOML::
 
 ``stat`` defaults to ``value`` with a ``date``, ``mean`` with a ``window`` and
 ``last`` with neither; a summary key takes no date, window or stat.
+
+The library's targets files live in ``scenarios/targets/``, one per scenario they
+calibrate, and a bare name (``wuhan_2017``) finds one there, as a scenario name does.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ from pydantic import (
 
 from platform_stub.exceptions import ScenarioError
 from scenarios.evaluate import Measure
+from scenarios.loader import LIBRARY_DIR
 
+TARGETS_DIR = LIBRARY_DIR / "targets"
 TARGETS_MAX = 50
 PARAMS_MAX = 12
 
@@ -104,10 +109,24 @@ class TargetsFile(BaseModel):
         return self
 
 
-def load_targets(path: Path) -> TargetsFile:
-    """Read and validate a targets file; errors name the file, the key and the expectation."""
+def resolve_targets_path(name_or_path: str | Path) -> Path:
+    """A path as given, or a library targets file by name (``wuhan_2017``).
+
+    A missing path is returned as given, so that reading it names the file the user typed.
+    """
+    path = Path(name_or_path)
+    library = TARGETS_DIR / f"{path.stem}.toml"
+    if path.exists() or path.suffix not in ("", ".toml") or path.parent != Path("."):
+        return path
+    return library if library.exists() else path
+
+
+def load_targets(path: str | Path) -> TargetsFile:
+    """Read and validate a targets file (a path or a library name); errors name the
+    file, the key and the expectation."""
+    path = resolve_targets_path(path)
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ScenarioError(str(path), "(file)", f"a readable file: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
