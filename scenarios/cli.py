@@ -90,8 +90,9 @@ def print_summary(summary: dict[str, Any], folder: Path) -> None:
 
 @app.command()
 def report(
-    run_dir: Annotated[
-        Path, typer.Argument(help="A run folder of `cashless run` or `cashless loadtest`.")
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(help="Run folders of `cashless run` or `cashless loadtest` (one or more)."),
     ],
     targets: Annotated[
         Path | None,
@@ -99,30 +100,53 @@ def report(
             help="Targets file, or a library name: add published figures beside the run's."
         ),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(help="Worker processes for several folders; default one per core."),
+    ] = None,
 ) -> None:
-    """Rebuild a run folder's report.html and figures from its data files.
+    """Rebuild run folders' report.html and figures from their data files.
 
     A load-test folder (with loadtest.json) gets the latency report instead. With
-    --targets the run's calibration.json is (re)written and the page gains a
-    calibration table.
+    --targets each run's calibration.json is (re)written and its page gains a
+    calibration table. Several folders (a sweep's, say) are drawn in parallel.
     """
-    from reports import build_run_report
+    from reports.batch import JOBS_MAX, default_jobs
     from reports.loadtest import build_loadtest_report, is_loadtest_folder
 
-    if is_loadtest_folder(run_dir):
+    if jobs is not None and not 1 <= jobs <= JOBS_MAX:
+        raise fail(f"--jobs must be 1..{JOBS_MAX}, not {jobs}", 2)
+    loadtests = [d for d in run_dirs if is_loadtest_folder(d)]
+    runs = [d for d in run_dirs if d not in loadtests]
+    for run_dir in runs:
+        if not (run_dir / "summary.json").is_file():
+            raise fail(f"{run_dir} is not a run folder (no summary.json or loadtest.json)", 2)
+    for run_dir in loadtests:
         out.print(f"Report: {build_loadtest_report(run_dir)}")
-        return
-    if not (run_dir / "summary.json").is_file():
-        raise fail(f"{run_dir} is not a run folder (no summary.json or loadtest.json)", 2)
     try:
-        if targets is not None:
+        for run_dir in runs if targets is not None else ():
             write_run_calibration(run_dir, targets)
-        page = build_run_report(run_dir)
+        pages = _build_reports(runs, jobs or default_jobs())
     except ScenarioError as exc:
         raise fail(exc.detail, 2) from None
     except FileNotFoundError as exc:
         raise fail(str(exc), 2) from None
-    out.print(f"Report: {page}")
+    for page in pages:
+        out.print(f"Report: {page}")
+
+
+def _build_reports(runs: list[Path], jobs: int) -> list[Path]:
+    """Every run folder's report, with a progress bar when there are several."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from reports.batch import build_run_reports
+
+    if len(runs) <= 1:
+        return build_run_reports(runs)
+    columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("reports", total=len(runs))
+        return build_run_reports(runs, jobs, lambda _page: progress.advance(task))
 
 
 def write_run_calibration(run_dir: Path, targets: Path) -> None:
