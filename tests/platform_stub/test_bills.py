@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from platform_stub import HttpClient, InProcessClient, Platform, PlatformClient, Registration
+from platform_stub import HttpClient, Platform, PlatformClient, Registration
 from platform_stub.clearing import CHINA_TZ
 from platform_stub.exceptions import Forbidden, NotFound, PlatformError, Rejected
 from platform_stub.features.community import SERVICES_PER_PROVIDER_MAX
 from platform_stub.service import luhn_complete
+from tests.platform_stub.stories import refusal, told_in_process
 
 CARD = luhn_complete("622202000000001")
 START = dt.datetime(2017, 6, 15, 9, 0, tzinfo=CHINA_TZ)
@@ -249,14 +250,14 @@ def bills_story(client: PlatformClient) -> list[object]:
     bill = client.present_bill(biller.token, resident.participant_id, 2_000, DUE, "gas", "b1")
     story: list[object] = [bill.state, bill.due_date]
     client.pay_bill(resident.token, bill.id, "p1")
-    story.append(_refusal(lambda: client.pay_bill(resident.token, bill.id, "p2")))
+    story.append(refusal(lambda: client.pay_bill(resident.token, bill.id, "p2")))
     other = client.register_resident("邻居")
-    story.append(_refusal(lambda: client.pay_bill(other.token, bill.id, "p1")))
+    story.append(refusal(lambda: client.pay_bill(other.token, bill.id, "p1")))
     story.append([(b.state, b.amount_fen) for b in client.list_bills(resident.token)])
     provider = client.register_provider("送菜")
     offer = client.publish_service(provider.token, "送菜上门", 800)
     story.append(client.book_service(resident.token, offer.id, "k1").price_fen)
-    story.append(_refusal(lambda: client.book_service(provider.token, offer.id, "k2")))
+    story.append(refusal(lambda: client.book_service(provider.token, offer.id, "k2")))
     story.append(client.balance_fen(resident.token))
     return story
 
@@ -264,20 +265,8 @@ def bills_story(client: PlatformClient) -> list[object]:
 def test_bills_and_bookings_are_the_same_in_process_and_over_http(
     client: HttpClient, db_url: str
 ) -> None:
-    platform = Platform.open(db_url)
-    try:
-        in_process = bills_story(InProcessClient(platform))
-    finally:
-        platform.close()
+    in_process = told_in_process(db_url, bills_story)
     assert in_process == bills_story(client) == [
         "due", DUE, ("Rejected", "bill_already_paid"), ("NotFound", "bill_not_found"),
         [("paid", 2_000)], 800, ("Forbidden", "forbidden"), 10_000 - 2_000 - 800,
     ]
-
-
-def _refusal(call: Callable[[], object]) -> tuple[str, str]:
-    try:
-        call()
-    except PlatformError as err:
-        return type(err).__name__, err.code
-    raise AssertionError("the call was expected to be refused")

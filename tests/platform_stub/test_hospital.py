@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from platform_stub import HttpClient, InProcessClient, Platform, PlatformClient, Registration
+from platform_stub import HttpClient, Platform, PlatformClient, Registration
 from platform_stub.clearing import CHINA_TZ
 from platform_stub.exceptions import Forbidden, NotFound, PlatformError, Rejected
 from platform_stub.features.hospital import HOLD_FEN_MAX, OPEN_VISITS_MAX
 from platform_stub.service import luhn_complete
 from tests.platform_stub.clock import Clock
+from tests.platform_stub.stories import refusal, told_in_process
 
 CARD = luhn_complete("622202000000001")
 START = dt.datetime(2017, 6, 15, 9, 0, tzinfo=CHINA_TZ)
@@ -304,14 +305,14 @@ def pay_now_story(client: PlatformClient) -> list[object]:
     visit = client.open_visit(patient.token, hospital.participant_id, "v1")
     charge = client.add_charge(hospital.token, visit.id, 3_000, "挂号", "c1")
     story: list[object] = [visit.mode, charge.state]
-    story.append(_refusal(lambda: client.finalize_visit(hospital.token, visit.id)))
+    story.append(refusal(lambda: client.finalize_visit(hospital.token, visit.id)))
     client.pay_charge(patient.token, visit.id, charge.id, "p1")
-    story.append(_refusal(lambda: client.pay_charge(patient.token, visit.id, charge.id, "p2")))
+    story.append(refusal(lambda: client.pay_charge(patient.token, visit.id, charge.id, "p2")))
     second = client.open_visit(patient.token, hospital.participant_id, "v2")
     story.append(client.cancel_visit(hospital.token, second.id).state)
     story.append(client.finalize_visit(hospital.token, visit.id).state)
-    story.append(_refusal(lambda: client.cancel_visit(hospital.token, visit.id)))
-    story.append(_refusal(lambda: client.visit(hospital.token, second.id + 99)))
+    story.append(refusal(lambda: client.cancel_visit(hospital.token, visit.id)))
+    story.append(refusal(lambda: client.visit(hospital.token, second.id + 99)))
     story.append(client.balance_fen(patient.token))
     story.append(client.credit_score(patient.token).factors["hospital_settled"])
     return story
@@ -320,21 +321,9 @@ def pay_now_story(client: PlatformClient) -> list[object]:
 def test_the_pay_now_path_is_the_same_in_process_and_over_http(
     client: HttpClient, db_url: str
 ) -> None:
-    platform = Platform.open(db_url)
-    try:
-        in_process = pay_now_story(InProcessClient(platform))
-    finally:
-        platform.close()
+    in_process = told_in_process(db_url, pay_now_story)
     assert in_process == pay_now_story(client) == [
         "pay_now", "due", ("Rejected", "charges_unpaid"), ("Rejected", "charge_already_paid"),
         "cancelled", "finalized", ("Rejected", "visit_closed"), ("NotFound", "visit_not_found"),
         7_000, 20,
     ]
-
-
-def _refusal(call: Callable[[], object]) -> tuple[str, str]:
-    try:
-        call()
-    except PlatformError as err:
-        return type(err).__name__, err.code
-    raise AssertionError("the call was expected to be refused")
