@@ -245,6 +245,19 @@ COMPARE_PICTURES = (
         f"figure of {PUBLISHED_MINUTES_SAVED} minutes.",
     ),
     ComparePicture(
+        "pay_later",
+        lambda c, series, scalars: bars_compare_figure(
+            c,
+            scalars,
+            ["pay_later_rides", "hospital.visits_paylater"],
+            "Pay-later use over the run",
+            "Rides or visits over the run (count)",
+            xlabel="Credit-gated service",
+        ),
+        "Bus rides taken on ride first, pay later credit and hospital visits treated first, "
+        "paid later, over the whole run; both services are closed when credit.pay_later is off.",
+    ),
+    ComparePicture(
         "clearing_lag",
         lambda c, series, scalars: bars_compare_figure(
             c,

@@ -8,7 +8,9 @@ Series (one value per day): ``adoption.<segment>`` (share 0-1), ``cash_share`` (
 Scalars (one value per run): the last day's ``adoption.<segment>``, run totals
 ``transactions.<channel>``, ``cash_share``, ``cannot_pay_elderly``,
 ``merchants_cash_only`` (last day), ``hospital.minutes_saved_per_visit``,
-``clearing_lag.p50_h``/``p99_h`` and ``promotions.cost_fen``.
+``hospital.visits_paylater`` and ``pay_later_rides`` (run totals of the daily columns
+``hospital_visits_paylater`` and ``pay_later_rides``: treat first, pay later visits and
+ride first, pay later bus rides), ``clearing_lag.p50_h``/``p99_h`` and ``promotions.cost_fen``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ FIXED_INFO = {
     "cannot_pay_elderly": MetricInfo("elderly who could not pay", "residents"),
     "merchants_cash_only": MetricInfo("merchants still cash-only", "merchants, last day"),
     "hospital.minutes_saved_per_visit": MetricInfo("hospital minutes saved per visit", "min"),
+    "hospital.visits_paylater": MetricInfo("pay-later hospital visits", "visits over the run"),
+    "pay_later_rides": MetricInfo("pay-later bus rides", "rides over the run"),
     "clearing_lag.p50_h": MetricInfo("clearing lag p50", "h"),
     "clearing_lag.p99_h": MetricInfo("clearing lag p99", "h"),
     "promotions.cost_fen": MetricInfo("platform cost of promotions", "RMB", 0.01),
@@ -148,10 +152,13 @@ def _cash_share(run: RunRecord) -> Value:
     return cash / total if total else "no purchases in the run"
 
 
-def _cannot_pay_elderly(run: RunRecord) -> Value:
-    return _missing(["cannot_pay_elderly"], run.daily) or float(
-        run.daily["cannot_pay_elderly"].sum()
-    )
+def _run_total(column: str) -> Callable[[RunRecord], Value]:
+    """The daily column summed over the run, or why the run lacks it."""
+
+    def read(run: RunRecord) -> Value:
+        return _missing([column], run.daily) or float(run.daily[column].sum())
+
+    return read
 
 
 def _merchants_cash_only(run: RunRecord) -> Value:
@@ -193,9 +200,11 @@ def _promo_cost(run: RunRecord) -> Value:
 
 SCALAR_READERS: dict[str, Callable[[RunRecord], Value]] = {
     "cash_share": _cash_share,
-    "cannot_pay_elderly": _cannot_pay_elderly,
+    "cannot_pay_elderly": _run_total("cannot_pay_elderly"),
     "merchants_cash_only": _merchants_cash_only,
     "hospital.minutes_saved_per_visit": _minutes_saved,
+    "hospital.visits_paylater": _run_total("hospital_visits_paylater"),
+    "pay_later_rides": _run_total("pay_later_rides"),
     "clearing_lag.p50_h": _lag(0.5, "p50"),
     "clearing_lag.p99_h": _lag(0.99, "p99"),
     "promotions.cost_fen": _promo_cost,

@@ -61,3 +61,24 @@ def test_a_missing_metric_draws_an_empty_panel_that_says_so(make_run: RunFactory
     picture = next(p for p in COMPARE_PICTURES if p.name == "cannot_pay")
     ax = picture.build(comparison, series_bands(comparison), scalar_bands(comparison)).axes[0]
     assert [t.get_text() for t in ax.texts] == ["not in these runs"]
+
+
+def test_the_pay_later_figure_draws_rides_and_visits_and_zero_when_off(
+    make_run: RunFactory,
+) -> None:
+    on = make_daily().with_columns(pay_later_rides=pl.lit(3))  # 20 pay-later visits
+    off = on.with_columns(pay_later_rides=pl.lit(0), hospital_visits_paylater=pl.lit(0))
+    runs = [
+        make_run(f"{name}-{seed}", daily=daily, scenario=name, seed=seed)
+        for name, daily in (("on", on), ("off", off))
+        for seed in (1, 2)
+    ]
+    comparison = compare(runs)
+    picture = next(p for p in COMPARE_PICTURES if p.name == "pay_later")
+    ax = picture.build(comparison, series_bands(comparison), scalar_bands(comparison)).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "pay-later bus rides",
+        "pay-later hospital visits",
+    ]
+    assert [p.get_height() for p in ax.patches] == pytest.approx([24.0, 20.0, 0.0, 0.0])
+    assert ax.get_title(loc="left") and ax.get_xlabel() and "(count)" in ax.get_ylabel()

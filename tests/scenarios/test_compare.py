@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from platform_stub.exceptions import ScenarioError
+from reports.compare import difference_lines
 from scenarios.cli import app
 from scenarios.compare import (
     compare,
@@ -74,6 +75,63 @@ def test_a_column_the_model_does_not_write_yet_is_skipped_with_a_note(
     assert "promotions.cost_fen" in set(old_metrics["metric"])  # from summary.json instead
 
 
+def _pay_later_copy(run: Path, folder: Path, rides: int, visits: int) -> Path:
+    """A copy of ``run`` with ``rides`` pay-later rides and ``visits`` pay-later visits on
+    its first day and none after; with neither, its scenario has pay-later turned off."""
+    shutil.copytree(run, folder)
+    daily = pl.read_parquet(folder / "daily.parquet").sort("date")
+    first = pl.int_range(pl.len()) == 0
+    daily.with_columns(
+        pay_later_rides=pl.when(first).then(rides).otherwise(0),
+        hospital_visits_paylater=pl.when(first).then(visits).otherwise(0),
+    ).write_parquet(folder / "daily.parquet")
+    if not rides and not visits:
+        resolved = folder / "scenario.resolved.toml"
+        text = resolved.read_text(encoding="utf-8")
+        assert "pay_later = true" in text
+        resolved.write_text(text.replace("pay_later = true", "pay_later = false"), "utf-8")
+    return folder
+
+
+def test_pay_later_rides_and_visits_are_compared_and_zero_with_pay_later_off(
+    tiny_runs: Runs, tmp_path: Path
+) -> None:
+    on = [
+        _pay_later_copy(run, tmp_path / "on" / run.name, 20 + k, 30 - k)
+        for k, run in enumerate(tiny_runs["base"])
+    ]
+    off = [_pay_later_copy(run, tmp_path / "off" / run.name, 0, 0) for run in tiny_runs["base"]]
+    comparison = compare([*on, *off])
+    ref, no_credit = (g.label for g in comparison.groups)
+    assert no_credit == "tiny [credit.pay_later=false]"
+    bands = scalar_bands(comparison)
+    for metric, totals in (("pay_later_rides", 21.0), ("hospital.visits_paylater", 29.0)):
+        row = bands.filter((pl.col("group") == ref) & (pl.col("metric") == metric))
+        assert row["mean"].item() == pytest.approx(totals)
+        row = bands.filter((pl.col("group") == no_credit) & (pl.col("metric") == metric))
+        assert row.select("n", "mean", "lo", "hi").row(0) == (3, 0.0, 0.0, 0.0)
+    diffs = differences(comparison).filter(pl.col("group") == no_credit)
+    rides = diffs.filter(pl.col("metric") == "pay_later_rides").row(0, named=True)
+    assert (rides["reference_mean"], rides["mean"], rides["difference"]) == (21.0, 0.0, -21.0)
+    lines = difference_lines(diffs)
+    assert any(line.startswith(f"{no_credit}: pay-later bus rides 0 vs 21 rides") for line in lines)
+    assert any("pay-later hospital visits 0 vs 29 visits over the run" in line for line in lines)
+
+
+def test_a_run_from_before_the_pay_later_columns_is_skipped_with_a_note(
+    tiny_runs: Runs, tmp_path: Path
+) -> None:
+    old = tmp_path / "old-run"
+    shutil.copytree(tiny_runs["base"][0], old)
+    daily = pl.read_parquet(old / "daily.parquet")
+    daily.drop("pay_later_rides").write_parquet(old / "daily.parquet")
+    comparison = compare([old, *tiny_runs["base"][1:]])
+    assert "daily.parquet has no column pay_later_rides (1 of 3 runs): skipped" in comparison.notes
+    rides = comparison.scalars.filter(pl.col("metric") == "pay_later_rides")
+    assert sorted(rides["seed"]) == [2, 3]
+    assert comparison.scalars.filter(pl.col("metric") == "hospital.visits_paylater").height == 3
+
+
 def test_a_sweep_folder_is_read_through_its_runs_table_even_when_moved(
     tiny_runs: Runs, tmp_path: Path
 ) -> None:
@@ -106,7 +164,8 @@ def test_cli_compare_writes_a_self_contained_page_and_prints_differences(
     assert "Differences versus tiny [adoption.initial_share=0.2]" in page
     assert "mean ± 2 standard errors" in page and "Holm" in page
     assert not re.search(r'(src|href)="(?!data:)', page)
-    assert page.count("data:image/png;base64,") == 7
+    assert page.count("data:image/png;base64,") == 8
+    assert "pay-later bus rides (rides over the run)" in page
     assert (tmp_path / "cmp" / "differences.csv").is_file()
 
 
