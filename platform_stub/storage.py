@@ -31,6 +31,10 @@ from platform_stub.exceptions import StorageUnavailable
 # 3 attempts x 2 s stays under the HTTP client's 10 s timeout (see the module docstring).
 SQLITE_BUSY_TIMEOUT_MS = 2_000
 SQLITE_BUSY_TIMEOUT_ENV = "CASHLESS_SQLITE_BUSY_TIMEOUT_MS"  # overrides the default
+# A checkpoint writes the WAL back into the database file and fsyncs it. On the ledger of
+# a 100,000-resident run (435 MB) a commit cost 300 us at SQLite's default of 1,000 pages
+# and 174 us at 10,000; the WAL then stays under about 40 MB between checkpoints.
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
 PG_CONNECTIONS_MAX = 16  # per process; several workers share the server's max_connections
 PG_CONNECTION_WAIT_S = 10
 
@@ -114,6 +118,7 @@ class SqliteDatabase(Database):
         )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         self._busy_timeout_set_ms = busy_timeout_ms
@@ -212,8 +217,10 @@ class PostgresDatabase(Database):
         return conn
 
     def _give_back(self, conn: Any) -> None:
-        if not conn.closed:
+        if _usable(conn):
             self._idle.put(conn)
+        elif not conn.closed:
+            conn.close()
         self._slots.release()
 
     @contextmanager
@@ -225,22 +232,41 @@ class PostgresDatabase(Database):
                     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 yield Tx(cur, self.dialect)
             conn.commit()
-        except (self._psycopg.OperationalError, self._psycopg.IntegrityError) as exc:
-            if not conn.closed:
-                conn.rollback()
-            raise StorageUnavailable("storage_unavailable", _first_line(exc)) from exc
-        except BaseException:
-            if not conn.closed:
-                conn.rollback()
+        except BaseException as exc:
+            self._roll_back(conn)
+            if self._transient(exc, conn):
+                raise StorageUnavailable("storage_unavailable", _first_line(exc)) from exc
             raise
         finally:
             self._give_back(conn)
+
+    def _transient(self, exc: BaseException, conn: Any) -> bool:
+        """A conflict, or any database error on a connection that is gone (a killed
+        backend can surface as an interface error too): nothing was applied, and a retry
+        with the same id gets the first outcome. Other errors are bugs and stay so."""
+        psycopg = self._psycopg
+        if isinstance(exc, psycopg.OperationalError | psycopg.IntegrityError):
+            return True
+        return isinstance(exc, psycopg.Error) and not _usable(conn)
+
+    def _roll_back(self, conn: Any) -> None:
+        """Roll back if the connection still answers; a lost one is dropped on return."""
+        if _usable(conn):
+            try:
+                conn.rollback()
+            except self._psycopg.Error:
+                conn.close()
 
     def close(self) -> None:
         with self._all_lock:
             for conn in self._all:
                 conn.close()
             self._all.clear()
+
+
+def _usable(conn: Any) -> bool:
+    """Open and not broken (psycopg marks a connection whose server went away broken)."""
+    return not conn.closed and not getattr(conn, "broken", False)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -129,6 +129,10 @@ VERIFY_WORKERS_ENV = "CASHLESS_VERIFY_WORKERS"  # 0: verify in the calling threa
 CHUNKS_PER_WORKER = 4
 FIRST_CHUNK_TAPS = 16
 _PARENT_POLL_S = 1.0
+# Clearing sees every card holder in the city, a reader only its own riders (the
+# credential module's default): with too small a cache every tap's platform signature
+# is verified again. About 170 bytes an entry, so about 22 MB when full.
+CLEARING_CACHE_ENTRIES_MAX = 131_072
 
 
 def verify_taps(
@@ -176,7 +180,7 @@ class TapVerifier:
             else:
                 workers = (os.cpu_count() or 1) if _main_is_import_safe() else 0
         self.workers = max(0, workers)
-        self.cache = CredentialCache()
+        self.cache = CredentialCache(CLEARING_CACHE_ENTRIES_MAX)
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._here_lock = threading.Lock()
@@ -269,7 +273,7 @@ class TapVerifier:
         self._discard_pool()
 
 
-_WORKER_CACHE = CredentialCache()
+_WORKER_CACHE = CredentialCache(CLEARING_CACHE_ENTRIES_MAX)
 
 
 def _verify_in_worker(
