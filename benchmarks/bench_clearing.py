@@ -1,6 +1,6 @@
 """Offline taps cleared per second, beside a bare Ed25519 verify loop in the same run.
 
-    python benchmarks/bench_clearing.py [--quick] [--taps 4000] [--batch 500] [--rounds 2]
+    python benchmarks/bench_clearing.py [--quick] [--taps 4000] [--batch 500] [--rounds 3]
 
 Clearing does per tap: base45 decoding, parsing, the rider-signature verify (the
 credential's platform signature is verified once per card and worker), a replay lookup,
@@ -106,7 +106,7 @@ def cleared_per_s(
 
 
 def run(
-    quick: bool = False, taps: int | None = None, batch: int = BATCH, rounds: int = 2
+    quick: bool = False, taps: int | None = None, batch: int = BATCH, rounds: int = 3
 ) -> list[dict]:
     count = taps or (TAPS_QUICK if quick else TAPS)
     baseline = figure = 0.0
@@ -138,7 +138,7 @@ def run(
 def _arguments(parser) -> None:  # type: ignore[no-untyped-def]
     parser.add_argument("--taps", type=int, default=None)
     parser.add_argument("--batch", type=int, default=BATCH)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
 
 
 if __name__ == "__main__":

@@ -435,17 +435,21 @@ class LedgerBatch:
         _check_limits(debit, credit, deltas)
         self._accounts[debit.id] = _moved(debit, deltas, debit_side=True)
         self._accounts[credit.id] = _moved(credit, deltas, debit_side=False)
-        self._add_deltas(debit.id, (deltas.pending, deltas.posted, 0, 0))
-        self._add_deltas(credit.id, (0, 0, deltas.pending, deltas.posted))
+        self._add_deltas(debit.id, 0, deltas)  # debits_pending, debits_posted
+        self._add_deltas(credit.id, 2, deltas)  # credits_pending, credits_posted
         values = _transfer_values(request)
         timestamp_us = now_us()
         self._inserts.append((*values, body_hash, timestamp_us))
         return Transfer(0, *values, timestamp_us)
 
-    def _add_deltas(self, account_id: int, deltas: tuple[int, int, int, int]) -> None:
-        total = self._deltas.setdefault(account_id, [0, 0, 0, 0])
-        for column, delta in enumerate(deltas):
-            total[column] += delta
+    def _add_deltas(self, account_id: int, first_column: int, deltas: _Deltas) -> None:
+        """Add ``deltas`` to one side's (pending, posted) pair of the account's four
+        balance columns: the debit side starts at column 0, the credit side at 2."""
+        total = self._deltas.get(account_id)
+        if total is None:
+            total = self._deltas[account_id] = [0, 0, 0, 0]
+        total[first_column] += deltas.pending
+        total[first_column + 1] += deltas.posted
 
     def flush(self) -> dict[str, int]:
         """Write what the batch did; returns the new transfers' seqs by id."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from reports.analysis import RunData
 from reports.figures import _date_axis, _legend_or_note, _new_figure, _style, colour
@@ -97,12 +98,16 @@ def inclusion_figure(daily: pl.DataFrame) -> Figure:
     dates = frame["date"].to_numpy()
     top.plot(dates, frame["cannot_pay_elderly"].to_numpy(), color=colour(3), linewidth=2)
     top.plot([], [], color=colour(3), label="elderly who could not pay")
-    _style(top, "Inclusion: who was left out", None, "Elderly unable to pay (per day)")
+    # Two short panels: labels on two lines so they stay beside their own panel.
+    _style(top, "Inclusion: who was left out", None, "Elderly unable\nto pay (per day)")
     cash_only = frame["merchants_cash_only"].to_numpy().astype(float)
     bottom.plot(dates, cash_only, color=colour(1), linewidth=2, label="merchants cash-only")
     bottom.set_ylim(0, max(1.0, float(np.nanmax(cash_only)) * 1.1) if cash_only.size else 1.0)
-    top.set_ylim(bottom=0)
-    _style(bottom, None, "Date", "Cash-only merchants (count)")
+    turned_away = frame["cannot_pay_elderly"].to_numpy().astype(float)
+    top.set_ylim(0, max(1.0, float(np.nanmax(turned_away)) * 1.1) if turned_away.size else 1.0)
+    for ax in (top, bottom):  # people and shops come in whole numbers
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _style(bottom, None, "Date", "Cash-only\nmerchants (count)")
     _legend_or_note(top, "Residents", frame.height > 0)
     _legend_or_note(bottom, "Merchants", frame.height > 0)
     _date_axis(bottom)
