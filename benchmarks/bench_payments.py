@@ -10,7 +10,8 @@ request's id, checks campaigns and writes one ledger transfer. Figure 2,
 
 Baseline for both: a bare ``sqlite3`` loop on its own file in the same folder with the
 settings ``platform_stub.storage`` gives its connection (WAL, synchronous=NORMAL,
-foreign keys, autocommit with explicit ``BEGIN IMMEDIATE``) and the same ledger tables
+foreign keys, the same autocheckpoint bound and background checkpoints, autocommit with
+explicit ``BEGIN IMMEDIATE``) and the same ledger tables
 and indexes, doing per payment one transaction: insert a transfer row, update two
 balances, commit. The three take turns, ``--rounds`` each, and each keeps its best round.
 Targets: payments at least 0.5 of the bare loop; batches beat it (ratio above 1).
@@ -30,8 +31,10 @@ if __package__ in (None, ""):  # run as a script: make the repo and this folder 
 from _protocol import best_of, main, result
 
 from platform_stub import InProcessClient, Platform
+from platform_stub.checkpoint import Checkpointer
 from platform_stub.ledger import TransferRequest, schema
 from platform_stub.service import luhn_complete
+from platform_stub.storage import SQLITE_WAL_AUTOCHECKPOINT_PAGES
 
 PAYERS = 64
 MERCHANTS = 8
@@ -56,6 +59,7 @@ class World:
             self.client.top_up(reg.token, TOP_UP_FEN, f"bench-{n}")
             self.payers.append((reg, merchants[n % MERCHANTS]))
         self.bare = _bare_connection(folder / "bare.db", len(self.payers) + MERCHANTS)
+        self.bare_checkpointer = Checkpointer(folder / "bare.db")  # as the platform's file has
         self.round = 0
 
     def pairs(self, count: int) -> list[tuple]:
@@ -125,6 +129,7 @@ class World:
     def close(self) -> None:
         assert self.platform.audit().ok, "the ledger must balance after the benchmark"
         self.platform.close()
+        self.bare_checkpointer.stop()
         self.bare.close()
 
 
@@ -134,6 +139,7 @@ def _bare_connection(path: Path, accounts: int) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
     for ddl in schema("sqlite"):
         conn.execute(ddl)
     conn.executemany(
