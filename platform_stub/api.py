@@ -10,17 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import asdict
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from platform_stub.body_limit import BATCH_PATH, BodyLimit, body_limit
+from platform_stub.body_limit import BATCH_PATH, BodyLimit
 from platform_stub.clearing import BATCH_TAPS_MAX, UploadedTap
 from platform_stub.emv import render_png
-from platform_stub.exceptions import CashlessError, RequestTooLarge
+from platform_stub.exceptions import CashlessError
 from platform_stub.features import feature_modules
 from platform_stub.idempotency import IdempotencyStore
 from platform_stub.openapi_errors import errors, problem
@@ -131,37 +131,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _install_size_limit(app: FastAPI) -> None:
-    app.add_middleware(ContentLengthLimit)
     app.add_middleware(BodyLimit)
-
-
-class ContentLengthLimit:
-    """Answer ``request_too_large`` before reading a body whose Content-Length is not a
-    number or is over the path's limit. A plain ASGI middleware: ``@app.middleware``
-    (Starlette's ``BaseHTTPMiddleware``) costs a task and a stream per request, which
-    profiling showed as a large share of a payment's time in the server."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            length = _header(scope, b"content-length")
-            limit = body_limit(scope["path"])
-            if length is not None and (not length.isdigit() or int(length) > limit):
-                too_large = RequestTooLarge("request_too_large", f"limit is {limit} bytes")
-                response = problem(too_large.http_status, too_large.code, too_large.detail)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def _header(scope: dict, name: bytes) -> str | None:
-    """The first value of header ``name`` (lower case), as Starlette's ``Headers.get``."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
 
 
 def _add_routes(app: FastAPI, platform: Platform) -> None:
