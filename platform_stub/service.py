@@ -111,6 +111,19 @@ class StatementLine:
     timestamp_us: int
 
 
+
+@dataclass(frozen=True)
+class _Order:
+    """A payment to a merchant as asked: who pays, what kind, the ledger id it gets, to
+    which merchant account, how much and under which merchant category code."""
+
+    payer: Participant
+    kind: str
+    transfer_id: str
+    merchant_account_id: int
+    amount_fen: int
+    mcc: str
+
 class Platform:
     """The reference platform, in-process. The HTTP API is a thin layer over this."""
 
@@ -297,94 +310,76 @@ class Platform:
         """Wallet to merchant, less any campaign discount (the campaign pays that part),
         then tell the payment listeners (voice announcements)."""
         _check_request_id(request_id)
-        transfer_id = f"{payer.id}:{kind}:{request_id}"
+        order = _Order(
+            payer, kind, f"{payer.id}:{kind}:{request_id}", merchant_account_id, amount_fen, mcc
+        )
         for attempt in range(CONFLICT_RETRIES_MAX):
             try:
-                receipt = self._pay_once(
-                    payer, kind, transfer_id, merchant_account_id, amount_fen, mcc
-                )
+                receipt = self._pay_once(order)
                 break
             except StorageUnavailable:
                 if attempt + 1 == CONFLICT_RETRIES_MAX:
                     raise
-        payment = Payment(transfer_id, merchant_account_id, amount_fen, kind)
+        payment = Payment(order.transfer_id, merchant_account_id, amount_fen, kind)
         for listener in self.payment_listeners:
             listener(payment)
         return receipt
 
-    def _pay_once(
-        self,
-        payer: Participant,
-        kind: str,
-        transfer_id: str,
-        merchant_account_id: int,
-        amount_fen: int,
-        mcc: str,
-    ) -> Receipt:
+    def _pay_once(self, order: _Order) -> Receipt:
         """One transaction: replay a known id as it went, else price, pay, discount."""
         refusal: PlatformError | None = None
         with self.db.transaction() as tx:
-            prior = self.ledger.outcome_of(tx, transfer_id)
+            prior = self.ledger.outcome_of(tx, order.transfer_id)
             if isinstance(prior, PlatformError):
                 refusal = prior
             elif prior is not None:
-                return self._receipt_of(tx, transfer_id, payer, merchant_account_id)
+                return self._receipt_of(tx, order)
             else:
                 # A payment a campaign paid whole left no transfer, only a campaign use;
                 # with no campaign at all there is none to look for.
                 campaigns = self.promotions.campaigns(tx)
-                if campaigns and self.promotions.discount_given(tx, transfer_id):
-                    return self._receipt_of(tx, transfer_id, payer, merchant_account_id)
+                if campaigns and self.promotions.discount_given(tx, order.transfer_id):
+                    return self._receipt_of(tx, order)
                 try:
-                    return self._pay_fresh(
-                        tx, payer, kind, transfer_id, merchant_account_id, amount_fen, mcc,
-                        campaigns,
-                    )
+                    return self._pay_fresh(tx, order, campaigns)
                 except PlatformError as err:
                     refusal = err  # the refusal's record commits with this transaction
         raise refusal
 
-    def _pay_fresh(
-        self,
-        tx: Tx,
-        payer: Participant,
-        kind: str,
-        transfer_id: str,
-        merchant_account_id: int,
-        amount_fen: int,
-        mcc: str,
-        campaigns: list[Campaign],
-    ) -> Receipt:
-        """Price, pay, discount; the caller found ``transfer_id`` untried in ``tx`` and
-        read the ``campaigns``."""
+    def _pay_fresh(self, tx: Tx, order: _Order, campaigns: list[Campaign]) -> Receipt:
+        """Price, pay, discount; the caller found the order's transfer id untried in
+        ``tx`` and read the ``campaigns``."""
+        payer, amount_fen = order.payer, order.amount_fen
         day = self.clock().date()
-        offer = self.promotions.offer(tx, payer.id, mcc, amount_fen, day, campaigns)
+        offer = self.promotions.offer(tx, payer.id, order.mcc, amount_fen, day, campaigns)
         discount = offer[1] if offer else 0
         paid_fen = 0
         if amount_fen > discount:
-            paid_fen = self.ledger.transfer_fresh(
-                tx,
-                TransferRequest(
-                    transfer_id,
-                    payer.account_id,
-                    merchant_account_id,
-                    amount_fen - discount,
-                    kind,
-                ),
-            ).amount_fen
+            request = TransferRequest(
+                order.transfer_id,
+                payer.account_id,
+                order.merchant_account_id,
+                amount_fen - discount,
+                order.kind,
+            )
+            paid_fen = self.ledger.transfer_fresh(tx, request).amount_fen
         if offer:
             self.promotions.grant(
-                tx, offer[0], payer.id, merchant_account_id, discount, day, transfer_id
+                tx, offer[0], payer.id, order.merchant_account_id, discount, day, order.transfer_id
             )
-        return Receipt(transfer_id, paid_fen, payer.account_id, merchant_account_id, discount)
+        return Receipt(
+            order.transfer_id, paid_fen, payer.account_id, order.merchant_account_id, discount
+        )
 
-    def _receipt_of(
-        self, tx: Tx, transfer_id: str, payer: Participant, merchant_account_id: int
-    ) -> Receipt:
-        paid = self.ledger.outcome_of(tx, transfer_id)
-        discount = self.promotions.discount_given(tx, transfer_id) or 0
+    def _receipt_of(self, tx: Tx, order: _Order) -> Receipt:
+        """The receipt of an order paid before: what the wallet and a campaign paid."""
+        paid = self.ledger.outcome_of(tx, order.transfer_id)
         paid_fen = paid.amount_fen if paid is not None else 0
-        return Receipt(transfer_id, paid_fen, payer.account_id, merchant_account_id, discount)
+        discount = self.promotions.discount_given(tx, order.transfer_id) or 0
+        return Receipt(
+            order.transfer_id, paid_fen, order.payer.account_id, order.merchant_account_id,
+            discount,
+        )
 
     def balance_fen(self, token: str) -> int:
         who = self.account_holder(token)
