@@ -80,8 +80,12 @@ def card(tx: Tx, card_id: int) -> BusCard | None:
 
 
 def debt_fen(tx: Tx, ledger: Ledger, bus_card: BusCard) -> int:
-    account: Account = ledger.account(tx, bus_card.credit_account_id)
-    return account.debits_posted - account.credits_posted
+    return credit_line_debt_fen(ledger.account(tx, bus_card.credit_account_id))
+
+
+def credit_line_debt_fen(credit_account: Account) -> int:
+    """What a card's credit line is owed: fares it paid less what top-ups repaid."""
+    return credit_account.debits_posted - credit_account.credits_posted
 
 
 def set_listed(tx: Tx, card_id: int, listed: bool, reason: str) -> None:

@@ -26,7 +26,7 @@ from itertools import chain
 from platform_stub import buscards
 from platform_stub.exceptions import InvalidRequest, PlatformError, Rejected
 from platform_stub.ledger import Ledger, LedgerBatch, TransferRequest
-from platform_stub.storage import Tx, now_us
+from platform_stub.storage import Tx, in_chunks, marks, now_us, rows_in
 from platform_stub.transit.verify import (
     CLEARING_MAX_AGE_S,
     CLEARING_SKEW_S,
@@ -223,10 +223,10 @@ class _BatchClearing:
 
     def _earlier_outcomes(self, taps: list[UploadedTap]) -> dict[int, TapOutcome]:
         found: dict[int, TapOutcome] = {}
-        for chunk in _chunks([t.reader_seq for t in taps]):
+        for chunk in in_chunks([t.reader_seq for t in taps]):
             rows = self.tx.all(
                 f"SELECT {_OUTCOME_COLUMNS} FROM tap_outcomes WHERE reader_id = ?"
-                f" AND reader_seq IN ({_marks(chunk)})",
+                f" AND reader_seq IN ({marks(chunk)})",
                 (self.reader.reader_id, *chunk),
             )
             found.update((row[1], TapOutcome(*row)) for row in rows)
@@ -237,7 +237,7 @@ class _BatchClearing:
         window, and a lock on every account its taps may move money on (in id order)."""
         tx = self.tx
         self.first_readers.update(
-            _rows_in(
+            rows_in(
                 tx,
                 "SELECT tap_id, reader_id FROM tap_outcomes WHERE outcome = 'cleared'"
                 " AND tap_id IN ({})",
@@ -248,13 +248,13 @@ class _BatchClearing:
         self.cards.update(dict.fromkeys(card_ids))
         self.cards.update(
             (row[0], buscards.BusCard(*row))
-            for row in _rows_in(
+            for row in rows_in(
                 tx, f"SELECT {_CARD_COLUMNS} FROM bus_cards WHERE card_id IN ({{}})", card_ids
             )
         )
         cards = [self.cards[i] for i in card_ids if self.cards[i] is not None]
         self.wallets.update(
-            _rows_in(
+            rows_in(
                 tx,
                 "SELECT id, account_id FROM participants WHERE id IN ({})",
                 sorted({c.participant_id for c in cards} - self.wallets.keys()),
@@ -297,10 +297,10 @@ class _BatchClearing:
         self.window = (low, high)
         for card_id in card_ids:
             self.stored_rides[card_id] = []
-        for chunk in _chunks(card_ids):
+        for chunk in in_chunks(card_ids):
             for card_id, tapped_at_s in self.tx.all(
                 "SELECT card_id, tapped_at_s FROM tap_outcomes WHERE outcome = 'cleared'"
-                f" AND card_id IN ({_marks(chunk)}) AND tapped_at_s >= ? AND tapped_at_s < ?",
+                f" AND card_id IN ({marks(chunk)}) AND tapped_at_s >= ? AND tapped_at_s < ?",
                 (*chunk, low, high),
             ):
                 self.stored_rides[card_id].append(tapped_at_s)
@@ -351,8 +351,7 @@ class _BatchClearing:
                         kind=kind,
                     ),
                 )
-        debt = self.money.account(card.credit_account_id)
-        if debt.debits_posted - debt.credits_posted > 0:  # as buscards.debt_fen
+        if buscards.credit_line_debt_fen(self.money.account(card.credit_account_id)) > 0:
             buscards.set_listed(self.tx, card.card_id, True, buscards.REASON_DEBT)
         return {"fare_fen": fare, "wallet_fen": wallet, "credit_fen": credit, "promo_fen": promo}
 
@@ -402,25 +401,6 @@ class _BatchClearing:
 
 _LEG_KINDS = ("fare", "fare_on_credit", "promo")
 _CARD_COLUMNS = ", ".join(f.name for f in fields(buscards.BusCard))
-_IN_CHUNK_MAX = 500  # parameters per IN list, well under every backend's limit
-
-
-def _chunks(values: list) -> list[list]:
-    return [values[i : i + _IN_CHUNK_MAX] for i in range(0, len(values), _IN_CHUNK_MAX)]
-
-
-def _marks(values: list) -> str:
-    return ", ".join("?" * len(values))
-
-
-def _rows_in(tx: Tx, sql: str, values: list) -> list[tuple]:
-    """``sql`` with its one ``IN ({})`` list filled from ``values``, chunk by chunk."""
-    rows: list[tuple] = []
-    for chunk in _chunks(values):
-        rows += tx.all(sql.format(_marks(chunk)), chunk)
-    return rows
-
-
 def _rejected(
     base: dict,
     tap_id: str,

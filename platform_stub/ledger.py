@@ -29,7 +29,7 @@ from platform_stub.exceptions import (
     StorageUnavailable,
     platform_error,
 )
-from platform_stub.storage import Database, Tx, now_us
+from platform_stub.storage import Database, Tx, in_chunks, marks, now_us, rows_in
 
 DEBITS_MUST_NOT_EXCEED_CREDITS = 1
 CREDITS_MUST_NOT_EXCEED_DEBITS = 2
@@ -190,16 +190,15 @@ class Ledger:
         previous = self._previous_outcome(tx, request.id, body_hash)
         if previous is not None:
             return previous
-        try:
-            return self._apply(tx, request, body_hash)
-        except PlatformError as err:
-            tx.execute(_REJECTION_SQL, (request.id, body_hash, err.code, err.detail, now_us()))
-            raise
+        return self._apply_or_refuse(tx, request, body_hash)
 
     def transfer_fresh(self, tx: Tx, request: TransferRequest) -> Transfer:
         """``transfer`` for an id the caller has just found untried (``outcome_of`` gave
         None) in this same transaction, so the lookup of an earlier outcome is skipped."""
-        body_hash = request.body_hash()
+        return self._apply_or_refuse(tx, request, request.body_hash())
+
+    def _apply_or_refuse(self, tx: Tx, request: TransferRequest, body_hash: str) -> Transfer:
+        """Apply a transfer never tried before, or record its refusal and raise it."""
         try:
             return self._apply(tx, request, body_hash)
         except PlatformError as err:
@@ -371,9 +370,9 @@ class LedgerBatch:
     def lock(self, account_ids: Iterable[int]) -> None:
         """Read and lock, in id order, every account not yet read (missing ones too)."""
         ids = sorted({i for i in account_ids if i not in self._accounts})
-        for chunk in _chunks(ids):
+        for chunk in in_chunks(ids):
             rows = self.tx.all(
-                f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({_marks(chunk)})"
+                f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({marks(chunk)})"
                 " ORDER BY id" + self.tx.for_update(),
                 chunk,
             )
@@ -392,16 +391,16 @@ class LedgerBatch:
     def recall(self, transfer_ids: Iterable[str]) -> None:
         """Look up the earlier outcomes of many ids at once (``transfer`` then needs none)."""
         ids = sorted({i for i in transfer_ids if i not in self._outcomes})
-        for chunk in _chunks(ids):
-            marks = _marks(chunk)
+        for chunk in in_chunks(ids):
+            in_list = marks(chunk)
             self._outcomes.update(dict.fromkeys(chunk))
             for row in self.tx.all(
-                f"SELECT {_TRANSFER_COLUMNS}, body_hash FROM transfers WHERE id IN ({marks})",
+                f"SELECT {_TRANSFER_COLUMNS}, body_hash FROM transfers WHERE id IN ({in_list})",
                 chunk,
             ):
                 self._outcomes[row[1]] = (row[-1], Transfer(*row[:-1]))
             for row in self.tx.all(
-                f"SELECT id, body_hash, code, detail FROM rejections WHERE id IN ({marks})", chunk
+                f"SELECT id, body_hash, code, detail FROM rejections WHERE id IN ({in_list})", chunk
             ):
                 self._outcomes[row[0]] = (row[1], platform_error(row[2], row[3]))
 
@@ -464,10 +463,8 @@ class LedgerBatch:
                 " credits_posted = credits_posted + ? WHERE id = ?",
                 [(*d, account_id) for account_id, d in sorted(self._deltas.items())],
             )
-        seqs: dict[str, int] = {}
-        for chunk in _chunks([row[0] for row in self._inserts]):
-            marks = _marks(chunk)
-            seqs.update(self.tx.all(f"SELECT id, seq FROM transfers WHERE id IN ({marks})", chunk))
+        ids = [row[0] for row in self._inserts]
+        seqs = dict(rows_in(self.tx, "SELECT id, seq FROM transfers WHERE id IN ({})", ids))
         self._inserts, self._refusals, self._deltas = [], [], {}
         return seqs
 
@@ -487,17 +484,6 @@ def _apply_in_batch(tx: Tx, requests: Sequence[TransferRequest]) -> list[Transfe
         replace(o, seq=seqs[o.id]) if isinstance(o, Transfer) and o.seq == 0 else o
         for o in outcomes
     ]
-
-
-_IN_CHUNK_MAX = 500  # parameters per IN list, well under every backend's limit
-
-
-def _chunks(values: Sequence) -> list[Sequence]:
-    return [values[i : i + _IN_CHUNK_MAX] for i in range(0, len(values), _IN_CHUNK_MAX)]
-
-
-def _marks(values: Sequence) -> str:
-    return ", ".join("?" * len(values))
 
 
 def _moved(a: Account, d: _Deltas, debit_side: bool) -> Account:

@@ -268,6 +268,27 @@ class PostgresDatabase(Database):
             self._all.clear()
 
 
+IN_LIST_MAX = 500  # parameters per IN list, well under every backend's limit
+
+
+def in_chunks(values: Sequence) -> list[Sequence]:
+    """``values`` cut into lists short enough for one ``IN (...)`` each."""
+    return [values[i : i + IN_LIST_MAX] for i in range(0, len(values), IN_LIST_MAX)]
+
+
+def marks(values: Sequence) -> str:
+    """One ``?`` per value, comma-separated: the inside of an ``IN (...)``."""
+    return ", ".join("?" * len(values))
+
+
+def rows_in(tx: Tx, sql: str, values: Sequence) -> list[tuple]:
+    """``sql`` with its one ``IN ({})`` list filled from ``values``, chunk by chunk."""
+    rows: list[tuple] = []
+    for chunk in in_chunks(values):
+        rows += tx.all(sql.format(marks(chunk)), chunk)
+    return rows
+
+
 def _usable(conn: Any) -> bool:
     """Open and not broken (psycopg marks a connection whose server went away broken)."""
     return not conn.closed and not getattr(conn, "broken", False)

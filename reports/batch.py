@@ -8,13 +8,12 @@ process; the pages come back in the order the folders were given.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from reports.html import build_run_report
+from scenarios.evaluate import process_pool
 
 JOBS_MAX = 32  # worker processes at most, whatever the machine claims
 
@@ -31,8 +30,8 @@ def build_run_reports(
 ) -> list[Path]:
     """Write every folder's ``report.html`` and figures; return the pages in order.
 
-    ``jobs`` worker processes (spawned, not forked: a forked child inherits threads and
-    locks mid-use) share the folders; with one job, or one folder, it all runs here.
+    ``jobs`` worker processes (spawned, as sweeps' are: ``scenarios.evaluate.process_pool``)
+    share the folders; with one job, or one folder, it all runs here.
     ``on_done`` is told of each page as it is written (a progress bar). The first
     folder that fails raises its error here after the others have been given back.
     """
@@ -42,8 +41,7 @@ def build_run_reports(
     notify = on_done or (lambda _page: None)
     if jobs == 1 or len(folders) <= 1:
         return [_built(build_run_report(d), notify) for d in folders]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(jobs, len(folders)), mp_context=context) as pool:
+    with process_pool(min(jobs, len(folders))) as pool:
         futures = [pool.submit(build_run_report, d) for d in folders]
         return [_built(f.result(), notify) for f in futures]
 
