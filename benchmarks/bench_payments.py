@@ -34,7 +34,7 @@ from platform_stub import InProcessClient, Platform
 from platform_stub.checkpoint import Checkpointer
 from platform_stub.ledger import TransferRequest, schema
 from platform_stub.service import luhn_complete
-from platform_stub.storage import SQLITE_WAL_AUTOCHECKPOINT_PAGES
+from platform_stub.storage import SQLITE_PRAGMAS
 
 PAYERS = 64
 MERCHANTS = 8
@@ -136,10 +136,8 @@ class World:
 def _bare_connection(path: Path, accounts: int) -> sqlite3.Connection:
     """The settings ``SqliteDatabase`` gives its connection, and the ledger's own tables."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
+    for pragma in SQLITE_PRAGMAS:
+        conn.execute(pragma)
     for ddl in schema("sqlite"):
         conn.execute(ddl)
     conn.executemany(

@@ -282,9 +282,22 @@ def _verify_in_worker(
     return verify_taps(taps, public_keys, skew_s, max_age_s, _WORKER_CACHE)
 
 
+_main_declared_safe = False
+
+
+def declare_main_import_safe() -> None:
+    """Called by an entry point that knows its ``__main__`` keeps its work under
+    ``if __name__ == "__main__":``, as the console scripts pip writes do (``cashless``):
+    verifiers made afterwards get one worker per core."""
+    global _main_declared_safe
+    _main_declared_safe = True
+
+
 def _main_is_import_safe() -> bool:
-    """Whether spawned workers may import ``__main__``: a module run with ``-m`` (its
-    ``__name__ == "__main__"`` block is skipped) or no main file at all."""
+    """Whether spawned workers may import ``__main__``: declared so, a module run with
+    ``-m`` (its ``__name__ == "__main__"`` block is skipped) or no main file at all."""
+    if _main_declared_safe:
+        return True
     main_module = sys.modules.get("__main__")
     return getattr(main_module, "__spec__", None) is not None or not hasattr(
         main_module, "__file__"

@@ -3,6 +3,11 @@ clearing's up-front reads, and tap verification spread over worker processes."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from platform_stub.clearing import Fares, UploadedTap
@@ -171,3 +176,24 @@ def test_a_big_batch_clears_alike_with_and_without_workers(
     assert {r[1] for r in results[0]} == {None, "replayed_code"}
     assert 100 in {r[2] for r in results[0]}  # transfer discounts were given
     assert any(r[4] > 0 for r in results[0])  # the rider with an empty wallet rode on credit
+
+
+@pytest.mark.parametrize(("declared", "expected"), [(False, 0), (True, None)])
+def test_a_plain_script_gets_verify_workers_only_when_it_declares_its_main_safe(
+    tmp_path, monkeypatch, declared: bool, expected: int | None
+) -> None:
+    """A script's top level would run again in every spawned worker, so it gets none,
+    unless its entry point says it is guarded (the ``cashless`` console script does)."""
+    monkeypatch.delenv("CASHLESS_VERIFY_WORKERS", raising=False)
+    script = tmp_path / "entry.py"
+    script.write_text(
+        "from platform_stub.transit import verify\n"
+        + ("verify.declare_main_import_safe()\n" if declared else "")
+        + "print(verify.TapVerifier().workers)\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, check=True
+    )
+    assert int(out.stdout) == (os.cpu_count() or 1 if expected is None else expected)

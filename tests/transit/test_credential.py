@@ -5,6 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import given
+from hypothesis import strategies as st
+from nacl.signing import SigningKey
 
 from platform_stub.exceptions import TapRejected
 from platform_stub.transit import (
@@ -15,6 +20,7 @@ from platform_stub.transit import (
     issue_credential,
     verify_credential,
 )
+from platform_stub.transit.credential import verify_signature
 from tests.transit.riders import Rider, make_rider
 
 
@@ -109,3 +115,47 @@ def test_a_cached_credential_is_refused_once_its_key_id_means_another_key(
     with pytest.raises(TapRejected) as caught:
         verify_credential(rider.credential, other_ring.public_keys(), cache)
     assert caught.value.code == "signature_invalid"
+
+
+# -- the two Ed25519 libraries agree --------------------------------------------------
+# OpenSSL (``cryptography``) signs, libsodium (PyNaCl) verifies: each must accept what
+# the other makes and refuse the same forgeries, or a library bump could split them.
+
+_MESSAGES = st.binary(min_size=0, max_size=300)
+
+
+@given(message=_MESSAGES, seed=st.binary(min_size=32, max_size=32))
+def test_libsodium_accepts_openssl_signatures_and_refuses_any_changed_byte(
+    message: bytes, seed: bytes
+) -> None:
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    signature = key.sign(message)
+    verify_signature(public, signature, message, "test")  # no error
+    for i in (0, 31, 63):
+        forged = bytearray(signature)
+        forged[i] ^= 0x01
+        with pytest.raises(TapRejected) as err:
+            verify_signature(public, bytes(forged), message, "test")
+        assert err.value.code == "signature_invalid"
+    with pytest.raises(TapRejected):
+        verify_signature(public, signature, message + b"\x00", "test")
+
+
+@given(message=_MESSAGES, seed=st.binary(min_size=32, max_size=32))
+def test_openssl_accepts_libsodium_signatures(message: bytes, seed: bytes) -> None:
+    signed = SigningKey(seed).sign(message)
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+    public.verify(signed.signature, message)  # raises InvalidSignature if they disagree
+    assert signed.signature == Ed25519PrivateKey.from_private_bytes(seed).sign(message)
+
+
+@pytest.mark.parametrize(
+    ("public", "signature"),
+    [(b"\x00" * 31, b"\x01" * 64), (b"\x01" * 32, b"\x01" * 63), (b"\x00" * 32, b"\x00" * 64)],
+    ids=["short key", "short signature", "small-order key"],
+)
+def test_bad_key_or_signature_bytes_are_signature_invalid(public: bytes, signature: bytes) -> None:
+    with pytest.raises(TapRejected) as err:
+        verify_signature(public, signature, b"message", "test")
+    assert err.value.code == "signature_invalid"
