@@ -5,6 +5,8 @@ event log of a run and in the tests. Messages are for people and may change.
 
     CashlessError                       base; .code, .http_status, .detail
     ├── ScenarioError                   scenario_invalid (file, key, expected)
+    ├── StorageLost                     storage_lost: a commit group failed, so work
+    │                                   already answered is gone (a run must stop)
     └── PlatformError                   a platform call was refused; nothing changed
         ├── InvalidRequest        400   invalid_request, amount_invalid, card_invalid,
         │                               same_account
@@ -169,6 +171,14 @@ class Rejected(PlatformError):
             "charge_already_paid",
         }
     )
+
+
+class StorageLost(CashlessError):
+    """A commit group (``SqliteDatabase(commit_group_max > 1)``) failed to commit:
+    transactions already answered are not in the file. Not a ``PlatformError``, so no
+    caller mistakes it for one refused call and carries on; a simulation stops."""
+
+    codes = frozenset({"storage_lost"})
 
 
 class StorageUnavailable(PlatformError):

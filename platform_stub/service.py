@@ -151,9 +151,15 @@ class Platform:
 
     @classmethod
     def open(
-        cls, url: str, fares: Fares | None = None, keyring_seed: bytes | None = None
+        cls,
+        url: str,
+        fares: Fares | None = None,
+        keyring_seed: bytes | None = None,
+        commit_group_max: int = 1,
     ) -> Platform:
-        return cls(open_database(url), fares, keyring_seed)
+        """``commit_group_max`` > 1 only for a simulation's own SQLite file (see
+        ``platform_stub.storage``)."""
+        return cls(open_database(url, commit_group_max), fares, keyring_seed)
 
     def close(self) -> None:
         self.transit.clearing.verifier.close()  # its worker processes, if it started any
