@@ -173,13 +173,7 @@ class TapVerifier:
     """
 
     def __init__(self, workers: int | None = None) -> None:
-        if workers is None:
-            configured = os.environ.get(VERIFY_WORKERS_ENV)
-            if configured:
-                workers = int(configured)
-            else:
-                workers = (os.cpu_count() or 1) if _main_is_import_safe() else 0
-        self.workers = max(0, workers)
+        self.workers = default_workers() if workers is None else max(0, workers)
         self.cache = CredentialCache(CLEARING_CACHE_ENTRIES_MAX)
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -255,12 +249,7 @@ class TapVerifier:
     def _started(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    self.workers,
-                    mp_context=multiprocessing.get_context("spawn"),  # no fork of threads
-                    initializer=_watch_parent,
-                    initargs=(os.getpid(),),
-                )
+                self._pool = spawn_pool(self.workers)
             return self._pool
 
     def _discard_pool(self) -> None:
@@ -280,6 +269,26 @@ def _verify_in_worker(
     taps: Sequence[tuple[str, int]], public_keys: Mapping[int, bytes], skew_s: int, max_age_s: int
 ) -> list[VerifiedTap | str]:
     return verify_taps(taps, public_keys, skew_s, max_age_s, _WORKER_CACHE)
+
+
+def default_workers() -> int:
+    """Verification workers: one per core where spawned workers may import
+    ``__main__``, else none; ``CASHLESS_VERIFY_WORKERS`` overrides (0: all work in the
+    calling process)."""
+    configured = os.environ.get(VERIFY_WORKERS_ENV)
+    if configured:
+        return max(0, int(configured))
+    return (os.cpu_count() or 1) if _main_is_import_safe() else 0
+
+
+def spawn_pool(workers: int) -> ProcessPoolExecutor:
+    """Spawned (no fork of this process's threads) workers that exit with this process."""
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_watch_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 _main_declared_safe = False
