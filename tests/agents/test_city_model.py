@@ -96,6 +96,9 @@ def test_run_folder_holds_every_promised_file(tmp_path: Path) -> None:
     lat = summary["latency_ms"]
     assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"]
     assert list((folder / "figures").glob("*.png"))
+    timings = summary["timings"]  # a run's speed day by day, for benchmarks/README.md
+    assert len(timings["day_wall_s"]) == len(timings["day_cpu_s"]) == daily.height
+    assert 0 < sum(timings["day_wall_s"]) <= timings["wall_s"]
 
 
 def test_adoption_only_grows_and_merchants_always_take_cash(tmp_path: Path) -> None:
