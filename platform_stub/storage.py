@@ -165,12 +165,13 @@ class SqliteDatabase(Database):
                 "storage_unavailable",
                 f"database busy: no turn within {self.busy_timeout_ms} ms; retry with the same id",
             )
+        left = deadline if waited else None  # None: the whole timeout is left
         try:
             cur = self._conn.cursor()
             if self.commit_group_max > 1:
-                yield from self._grouped_transaction(cur, deadline if waited else None)
+                yield from self._grouped_transaction(cur, left)
                 return
-            self._begin(cur, write, deadline if waited else None)
+            self._begin(cur, write, left)
             try:
                 yield Tx(cur, self.dialect)
             except BaseException:

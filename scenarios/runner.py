@@ -115,8 +115,8 @@ def run_scenario(
         client.close()
         if platform:
             platform.close()
-    wall_s = time.perf_counter() - started
-    return _write_outputs(model, audit, metrics, out_dir, {"wall_s": wall_s, **day_s})
+    timings = {"wall_s": round(time.perf_counter() - started, 3), **day_s}
+    return _write_outputs(model, audit, metrics, out_dir, timings)
 
 
 def open_platform(scenario: Scenario, ledger_path: Path) -> Platform:
@@ -190,7 +190,7 @@ def _write_outputs(
     _write_settlement(model, out_dir)
     summary = summarise(model, events, daily, audit)
     summary["transit"] = transit_summary(model, taps, metrics)
-    summary["timings"] = timings | {"wall_s": round(timings["wall_s"], 3)}
+    summary["timings"] = timings
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     build_run_report(out_dir)
     return RunResult(out_dir, json.loads((out_dir / "summary.json").read_text()))

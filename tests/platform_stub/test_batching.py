@@ -196,4 +196,4 @@ def test_a_plain_script_gets_verify_workers_only_when_it_declares_its_main_safe(
     out = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, env=env, check=True
     )
-    assert int(out.stdout) == (os.cpu_count() or 1 if expected is None else expected)
+    assert int(out.stdout) == ((os.cpu_count() or 1) if expected is None else expected)
