@@ -71,8 +71,10 @@ def test_each_scenario_runs_clean_with_its_requests(
 
 @pytest.mark.slow
 def test_readers_upload_every_tap_they_accept(tmp_path: Path) -> None:
-    """A transit run: readers empty their queues on stop, and each tap has its outcome."""
-    result = run_loadtest("transit", tmp_path, users=4, duration_s=2)
+    """A transit run: readers empty their queues on stop, and each tap has its outcome.
+    4 s, not 2: readers wait in ``on_start`` while the first enrols every rider under a
+    lock, and one still there at the stop reports no tally (3 of 4, on a busy machine)."""
+    result = run_loadtest("transit", tmp_path, users=4, duration_s=4)
 
     assert_clean(result, tmp_path)
     assert names(result) >= TRANSIT, sorted(names(result))
