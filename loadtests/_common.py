@@ -1,8 +1,9 @@
 """What every locustfile here shares: the ``PlatformUser`` base, residents, the final figures.
 
-``install()`` is what a locustfile calls once at import: the final-figures CSV below
-plus our own recording (:mod:`loadtests._recording`: HDR histograms, reader tap
-tallies, the service-level verdict). Both are idempotent, so locustfiles that import
+``install()`` is what a locustfile calls once at import: the final-figures CSV below,
+our own recording (:mod:`loadtests._recording`: HDR histograms, reader tap tallies,
+the service-level verdict) and the request-count stop (:mod:`loadtests._request_limit`).
+Each is idempotent, so locustfiles that import
 each other's users install them once.
 
 Locust rewrites ``<prefix>_stats.csv`` once a second and not at shutdown, so that
@@ -12,7 +13,7 @@ writes ``PREFIX_stats.csv`` and ``PREFIX_failures.csv`` with Locust's own CSV
 writer, so the runner reads the true totals in the same format.
 """
 
-from locust import FastHttpUser, events  # first: locust patches the stdlib for gevent
+from locust import FastHttpUser  # first: locust patches the stdlib for gevent
 
 # isort: split
 import csv
@@ -27,7 +28,9 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
+from loadtests._hooks import hook_once
 from loadtests._recording import install_recording
+from loadtests._request_limit import install_request_limit
 from platform_stub.service import luhn_complete
 
 FINAL_CSV_OPTION = "--final-csv"
@@ -36,7 +39,6 @@ OUTCOME_UNKNOWN_STATUSES = frozenset({0, 500, 502, 503, 504})
 REGISTRATION_FIELDS = ("participant_id", "token", "account_id")
 RECEIPT_FIELDS = ("transfer_id", "amount_fen", "debit_account_id", "credit_account_id")
 CARD_PREFIX = "622202"  # a UnionPay debit BIN; the participant id fills the other 9 digits
-_installed: list[bool] = []
 
 
 class PlatformUser(FastHttpUser):
@@ -169,15 +171,13 @@ def install() -> None:
     """Everything a locustfile here needs hooked into Locust, once per process."""
     install_final_stats()
     install_recording()
+    install_request_limit()
 
 
 def install_final_stats() -> None:
     """Add ``--final-csv`` and write the final figures when Locust quits."""
-    if _installed:
-        return
-    _installed.append(True)
-    events.init_command_line_parser.add_listener(_add_final_csv_option)
-    events.quitting.add_listener(_write_final_csv)
+    hook_once("final_stats", init_command_line_parser=_add_final_csv_option,
+              quitting=_write_final_csv)
 
 
 def _add_final_csv_option(parser: LocustArgumentParser, **_kwargs: Any) -> None:

@@ -15,7 +15,7 @@ pattern for custom pass/fail criteria); a run within its levels exits 0 even wit
 few failures, because ``failure_ratio_max`` is the contract.
 """
 
-from locust import events  # first: locust patches the stdlib for gevent
+import locust  # noqa: F401 - first: locust patches the stdlib for gevent
 
 # isort: split
 import json
@@ -28,6 +28,7 @@ from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
+from loadtests._hooks import hook_once
 from loadtests.hdr import HISTOGRAMS_FILE, Histograms, Recorder
 from loadtests.slo import load_service_levels
 from loadtests.taps import READER_TAPS_FILE, TapLedger
@@ -46,19 +47,18 @@ tap_ledger = TapLedger()
 # What the master gathered from its workers' reports.
 _from_workers = Histograms()
 _worker_taps: dict[str, dict[str, dict[str, int]]] = {}
-_installed: list[bool] = []
 
 
 def install_recording() -> None:
     """Hook our recording into Locust once per process, whichever locustfile asks first."""
-    if _installed:
-        return
-    _installed.append(True)
-    events.init_command_line_parser.add_listener(_add_options)
-    events.request.add_listener(_on_request)
-    events.report_to_master.add_listener(_on_report_to_master)
-    events.worker_report.add_listener(_on_worker_report)
-    events.quitting.add_listener(_on_quitting)
+    hook_once(
+        __name__,
+        init_command_line_parser=_add_options,
+        request=_on_request,
+        report_to_master=_on_report_to_master,
+        worker_report=_on_worker_report,
+        quitting=_on_quitting,
+    )
 
 
 def _add_options(parser: LocustArgumentParser, **_kwargs: Any) -> None:

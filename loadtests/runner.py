@@ -11,6 +11,10 @@ Locust scenarios run ``locust --headless`` (with ``workers`` > 0: a master and t
 many worker processes); the ``replay`` scenario runs :mod:`loadtests.replay`. Either
 way the load writes our HDR histograms, which the service levels judge.
 
+A Locust run ends at ``duration_s`` or, given ``requests_max``, once Locust has counted
+that many requests, whichever comes first: bounded by a count, a run does the same
+work on a busy machine as on an idle one (``stopped_by`` says which bound ended it).
+
 A run passes when it made requests, the load process exited 0, no service level broke,
 and (when the runner served the platform) the ledger audit holds and no tap was lost.
 
@@ -155,6 +159,8 @@ class LoadtestResult:
     taps: dict = field(default_factory=dict)
     replay: dict = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    requests_max: int = 0
+    stopped_by: str = "time"
 
     def row(self, name: str, method: str | None = None) -> StatsRow:
         """The stats of one request name, e.g. ``row("/v1/payments")``."""
@@ -178,6 +184,7 @@ class _Run:
     slo: Path
     trace: Path | None
     trace_day: int | None
+    requests_max: int
 
     def locust_command(self, master_port: int | None) -> list[str]:
         out = self.out_dir
@@ -190,6 +197,8 @@ class _Run:
             "--final-csv", str(out / FINAL_CSV_PREFIX),
             "--results-dir", str(out), "--slo", str(self.slo),
         ]  # fmt: skip
+        if self.requests_max:
+            command += ["--stop-after-requests", str(self.requests_max)]
         if self.trace is not None:
             command += ["--trace", str(self.trace), "--trace-day", str(_day_arg(self.trace_day))]
         if master_port is not None:
@@ -228,9 +237,11 @@ def run_loadtest(
     slo: Path | str | None = None,
     trace: Path | str | None = None,
     trace_day: int | None = None,
+    requests_max: int | None = None,
 ) -> LoadtestResult:
     """Run load test ``name`` for ``duration_s`` with ``users`` and write ``loadtest.json``.
 
+    ``requests_max`` ends a Locust scenario sooner, once that many requests are counted;
     ``spawn_rate`` defaults to all users within the first second; ``workers`` > 0 runs
     Locust's master and that many workers; ``slo`` defaults to ``slo_default.toml``;
     ``trace`` (a run folder or its trace.parquet) feeds cityday and replay. Without
@@ -240,7 +251,7 @@ def run_loadtest(
     server or load process that fails raises LoadtestError.
     """
     run = _checked(name, Path(out_dir), users, duration_s, spawn_rate, host, db_url, workers,
-                   slo, trace, trace_day)
+                   slo, trace, trace_day, requests_max)
     levels = load_service_levels(run.slo)
     run.out_dir.mkdir(parents=True, exist_ok=True)
     _remove(run.out_dir, (*OUTPUT_FILES, *_worker_logs(run.out_dir)))
@@ -266,6 +277,7 @@ def _checked(
     slo: Path | str | None,
     trace: Path | str | None,
     trace_day: int | None,
+    requests_max: int | None,
 ) -> _Run:
     """Every argument checked before anything starts."""
     if name != REPLAY:
@@ -277,9 +289,11 @@ def _checked(
         if db_url is not None:
             raise ValueError("db_url applies only when the runner starts the server (host=None)")
     _check_workers(name, workers)
+    requests = _checked_requests_max(name, requests_max)
     return _Run(
         name, out_dir.resolve(), users, rate, run_time_s, host or "", workers,
         Path(slo or DEFAULT_SLO).resolve(), _checked_trace(name, trace), trace_day,
+        requests,
     )
 
 
@@ -311,6 +325,17 @@ def _check_workers(name: str, workers: int) -> None:
         raise ValueError(f"workers must be 0 (one process) to {WORKERS_MAX}, got {workers}")
     if workers and name == REPLAY:
         raise ValueError("the replay runs in one process; workers apply to Locust scenarios")
+
+
+def _checked_requests_max(name: str, requests_max: int | None) -> int:
+    """0 for no limit; the replay's length is its day's calls, so it takes none."""
+    if requests_max is None:
+        return 0
+    if name == REPLAY:
+        raise ValueError("the replay sends its day's calls; requests_max is for Locust scenarios")
+    if isinstance(requests_max, bool) or not isinstance(requests_max, int) or requests_max < 1:
+        raise ValueError(f"requests_max must be a whole number >= 1, got {requests_max!r}")
+    return requests_max
 
 
 def _checked_trace(name: str, trace: Path | str | None) -> Path | None:
@@ -421,6 +446,9 @@ def _result(
         breaches=[str(b) for b in measured.breaches(levels)] if measured.found else [],
         latency_ms=measured.latency_by_endpoint(), taps=taps, replay=replay,
     )  # fmt: skip
+    result.requests_max = run.requests_max
+    if run.requests_max and result.total_requests >= run.requests_max:
+        result.stopped_by = "requests"
     result.reasons = _reasons(result, measured)
     result.passed = not result.reasons
     return result

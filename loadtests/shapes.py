@@ -10,7 +10,7 @@ default the busiest day): users follow the number of platform calls per slice of
 that day, its 24 hours compressed into the run time, the busiest slice at ``--users``.
 """
 
-from locust import LoadTestShape, events  # first: locust patches the stdlib
+from locust import LoadTestShape  # first: locust patches the stdlib
 
 # isort: split
 import math
@@ -19,20 +19,18 @@ from typing import Any
 
 from locust.argument_parser import LocustArgumentParser
 
+from loadtests._hooks import hook_once
 from loadtests.locustfile_transit import BusReader
 
 DEFAULT_USERS = 10
 DEFAULT_RUN_TIME_S = 60
 TRACE_OPTION = "--trace"
 TRACE_DAY_OPTION = "--trace-day"
-_installed: list[bool] = []
 
 
 def install_trace_options() -> None:
     """``--trace`` and ``--trace-day`` for the city-day shape, added once per process."""
-    if not _installed:
-        _installed.append(True)
-        events.init_command_line_parser.add_listener(_add_trace_options)
+    hook_once(__name__, init_command_line_parser=_add_trace_options)
 
 
 def _add_trace_options(parser: LocustArgumentParser, **_kwargs: Any) -> None:

@@ -11,8 +11,11 @@ COLUMNS = ("requests", "failures", "req/s", "p50 ms", "p95 ms", "p99 ms", "max m
 
 def summary_table(result: LoadtestResult, kind: str = "latency") -> Table:
     """One row per endpoint from our histograms; the caption carries audit and taps."""
-    table = Table(title=f"Load test {result.name}: {result.users} users, "
-                        f"{result.duration_s:g} s, {result.workers} worker(s)",
+    bound = f"{result.duration_s:g} s"
+    if result.requests_max:
+        bound = f"{result.requests_max:,} requests or {bound} (stopped by {result.stopped_by})"
+    table = Table(title=f"Load test {result.name}: {result.users} users, {bound}, "
+                        f"{result.workers} worker(s)",
                   caption=_caption(result))
     table.add_column("endpoint", no_wrap=True)
     for column in COLUMNS:

@@ -319,6 +319,13 @@ def loadtest(
         ),
     ] = 10,
     duration: Annotated[str, typer.Option(help="Run time, e.g. 20s, 2m.")] = "20s",
+    requests: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Stop once Locust has counted this many requests, or at --duration if sooner.",
+        ),
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -356,6 +363,7 @@ def loadtest(
             slo=slo,
             trace=trace,
             trace_day=trace_day,
+            requests_max=requests,
         )
     except ScenarioError as exc:
         raise fail(exc.detail, 2) from None

@@ -18,7 +18,7 @@ import pytest
 from loadtests import run_loadtest, runner
 
 TIGHT = '[endpoints."POST /v1/payments"]\np99_ms = 0.001\nrps_min = 1000000\n'
-COMMAND_LIMIT_S = 60
+COMMAND_LIMIT_S = 120
 
 
 @pytest.mark.slow
@@ -27,11 +27,12 @@ def test_a_tight_service_level_fails_the_command_printing_each_breach(tmp_path: 
     slo.write_text(TIGHT)
     out_dir = tmp_path / "out"
     command = [sys.executable, "-m", "scenarios.cli", "loadtest", "payments", "--users", "3",
-               "--duration", "2s", "--slo", str(slo), "--out", str(out_dir)]
+               "--duration", "60s", "--requests", "60", "--slo", str(slo), "--out", str(out_dir)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=COMMAND_LIMIT_S,
                           env={**os.environ, "COLUMNS": "200"})
 
     assert done.returncode == 1, done.stdout + done.stderr
+    assert "3 users, 60 requests or 60 s (stopped by requests)" in done.stdout
     assert "service level breached: POST /v1/payments: p99_ms" in done.stderr
     assert "service level breached: POST /v1/payments: rps_min" in done.stderr
     assert "2 service level(s) breached" in done.stderr
@@ -61,7 +62,8 @@ def broken_ledger_and_a_lost_tap(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.slow
 @pytest.mark.usefixtures("broken_ledger_and_a_lost_tap")
 def test_a_lost_tap_or_a_broken_invariant_fails_a_run_within_its_levels(tmp_path: Path) -> None:
-    result = run_loadtest("transit", tmp_path, users=2, duration_s=2)
+    """200 requests: enrolling the riders takes about 100, the rest leave taps uploaded."""
+    result = run_loadtest("transit", tmp_path, users=2, duration_s=60, requests_max=200)
 
     assert (result.exit_code, result.breaches, result.total_failures) == (0, [], 0)
     assert result.taps["lost"] == 1

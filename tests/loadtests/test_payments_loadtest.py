@@ -4,6 +4,10 @@ Locust runs in a subprocess (it patches the stdlib for gevent), so nothing here
 imports locust. A successful payment and a successful top-up are one ledger
 transfer each; registering and binding a card create accounts but no transfer.
 With zero failures the ledger therefore holds exactly payments + top-ups transfers.
+
+Runs are bounded by a request count (``REQUESTS``), with ``CAP_S`` only as the cap on
+their length: on a busy machine a run bounded by time alone spent it in set-up and
+never reached the balance task.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from loadtests import LOCUSTFILES, LoadtestResult, run_loadtest
 from platform_stub import Platform
 from tests.servers import free_port, start_server, stop_server
 
+USERS = 5
+REQUESTS = 150  # about 120 tasks after 5 users' set-up: (10/11)**120 that none is a balance
+CAP_S = 60
+
 
 def _assert_clean_payments_run(result: LoadtestResult) -> None:
     """No failure anywhere, and both tasks' endpoints really were exercised."""
@@ -31,6 +39,9 @@ def _assert_clean_payments_run(result: LoadtestResult) -> None:
     assert result.row("/v1/payments").requests > result.row("/v1/balance").requests
     assert result.stats_source.startswith("locust_final_stats.csv")
     assert result.passed
+    # The count ended the run: once reached, users only finish the task in hand.
+    assert (result.stopped_by, result.requests_max) == ("requests", REQUESTS)
+    assert REQUESTS <= result.total_requests < REQUESTS + 10 * USERS
 
 
 def _transfers_expected(result: LoadtestResult) -> int:
@@ -46,7 +57,7 @@ def _csv_total_requests(path: Path) -> int:
 @pytest.mark.slow
 def test_runner_serves_loads_and_audits_its_own_platform(tmp_path: Path) -> None:
     """Without a host the runner serves a fresh ledger, loads it and audits it: it balances."""
-    result = run_loadtest("payments", tmp_path, users=5, duration_s=3)
+    result = run_loadtest("payments", tmp_path, USERS, duration_s=CAP_S, requests_max=REQUESTS)
 
     _assert_clean_payments_run(result)
     assert result.host.startswith("http://127.0.0.1:")
@@ -78,7 +89,9 @@ def test_runner_loads_a_given_host_and_leaves_its_ledger_balanced(
     """With a host the runner neither serves nor audits; the test audits the ledger itself."""
     url, db_url = served_db
     out_dir = tmp_path / "out"
-    result = run_loadtest("payments", out_dir, users=5, duration_s=2, host=url)
+    result = run_loadtest(
+        "payments", out_dir, USERS, duration_s=CAP_S, host=url, requests_max=REQUESTS
+    )
 
     _assert_clean_payments_run(result)
     assert (result.host, result.audit) == (url, {})
@@ -139,6 +152,9 @@ def test_a_host_off_loopback_is_refused_before_anything_starts(host: str, tmp_pa
         ({"users": 0}, "users must be at least 1"),
         ({"spawn_rate": 0}, "spawn_rate must be a positive"),
         ({"host": "http://127.0.0.1:8080", "db_url": "sqlite:///x.db"}, "db_url applies only"),
+        ({"requests_max": 0}, "requests_max must be a whole number >= 1"),
+        ({"requests_max": 2.5}, "requests_max must be a whole number >= 1"),
+        ({"requests_max": True}, "requests_max must be a whole number >= 1"),
     ],
 )
 def test_bad_arguments_are_refused_before_anything_starts(

@@ -4,6 +4,10 @@ Each run must exercise its roles' endpoints (by the names Locust groups them und
 fail nothing, keep the ledger balanced, lose no tap, and leave a run folder a latency
 report can be drawn from: Locust's CSV and HTML (the replay has none), our histograms,
 ``latency.parquet`` and the verdict in ``loadtest.json``.
+
+Scenarios without a shape run until ``REQUESTS`` requests (``CAP_S`` caps their
+length), so a busy machine cannot end one before its users got past their set-up;
+shaped ones scale their stages to the duration, so they run for ``SHAPED_S``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ import pytest
 from loadtests import LoadtestResult, run_loadtest
 from loadtests.runner import LOCUSTFILES, SCENARIOS
 from platform_stub.exceptions import ScenarioError
+
+REQUESTS = 150
+CAP_S = 60
+SHAPED = {"ramp": 2, "spike": 2, "soak": 2, "cityday": 2}  # seconds of each shape
 
 CITY = {"POST /v1/payments", "POST /v1/transit/batches", "POST /v1/settlement/close"}
 TRANSIT = {"POST /v1/operators", "POST /v1/readers", "GET /v1/transit/keys",
@@ -60,7 +68,9 @@ def test_each_scenario_runs_clean_with_its_requests(
     name: str, city_run: Path, tmp_path: Path
 ) -> None:
     trace = city_run if name == "cityday" else None
-    result = run_loadtest(name, tmp_path, users=8, duration_s=2, trace=trace)
+    bound = {"duration_s": SHAPED[name]} if name in SHAPED else {
+        "duration_s": CAP_S, "requests_max": REQUESTS}
+    result = run_loadtest(name, tmp_path, users=8, trace=trace, **bound)
 
     assert_clean(result, tmp_path)
     assert EXPECTED[name] <= names(result), sorted(names(result))
@@ -72,9 +82,10 @@ def test_each_scenario_runs_clean_with_its_requests(
 @pytest.mark.slow
 def test_readers_upload_every_tap_they_accept(tmp_path: Path) -> None:
     """A transit run: readers empty their queues on stop, and each tap has its outcome.
-    4 s, not 2: readers wait in ``on_start`` while the first enrols every rider under a
-    lock, and one still there at the stop reports no tally (3 of 4, on a busy machine)."""
-    result = run_loadtest("transit", tmp_path, users=4, duration_s=4)
+    Bounded by requests: readers wait in ``on_start`` while the first enrols every rider
+    under a lock, and a reader still there at a timed stop reports no tally. Enrolling
+    24 riders takes about 100 requests, so 250 leave every reader scanning."""
+    result = run_loadtest("transit", tmp_path, users=4, duration_s=CAP_S, requests_max=250)
 
     assert_clean(result, tmp_path)
     assert names(result) >= TRANSIT, sorted(names(result))
@@ -106,7 +117,9 @@ def test_the_replay_measures_from_each_call_s_scheduled_time(
 @pytest.mark.slow
 def test_distributed_city_runs_a_master_and_workers(tmp_path: Path) -> None:
     """Two worker processes: their histograms reach the master and count what Locust counts."""
-    result = run_loadtest("city", tmp_path, users=8, duration_s=2, workers=2)
+    result = run_loadtest(
+        "city", tmp_path, users=8, duration_s=CAP_S, workers=2, requests_max=REQUESTS
+    )
 
     assert_clean(result, tmp_path)
     assert CITY | {"POST /v1/paycodes/charge", "POST /v1/hospital/visits",
@@ -133,6 +146,7 @@ def test_every_scenario_is_tested_here_or_in_the_payments_tests() -> None:
         ("city", {"workers": 33}, "workers must be 0"),
         ("city", {"workers": -1}, "workers must be 0"),
         ("replay", {"workers": 2}, "the replay runs in one process"),
+        ("replay", {"trace": ".", "requests_max": 10}, "requests_max is for Locust scenarios"),
     ],
 )
 def test_bad_scenario_arguments_are_refused_before_anything_starts(
