@@ -14,7 +14,6 @@ import hmac
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from platform_stub import emv
 from platform_stub.audit import AuditReport, audit
@@ -25,24 +24,25 @@ from platform_stub.exceptions import (
     Forbidden,
     InvalidRequest,
     NotFound,
-    PlatformError,
     Rejected,
-    StorageUnavailable,
 )
 from platform_stub.features import feature_modules
-from platform_stub.ledger import (
-    CONFLICT_RETRIES_MAX,
-    DEBITS_MUST_NOT_EXCEED_CREDITS,
-    Ledger,
-    Transfer,
-    TransferRequest,
+from platform_stub.ledger import DEBITS_MUST_NOT_EXCEED_CREDITS, Ledger, Transfer, TransferRequest
+from platform_stub.merchant_payments import MerchantPayments
+from platform_stub.promotions import Promotions
+from platform_stub.records import (
+    REQUEST_ID_CHARS_MAX,
+    Participant,
+    Payment,
+    Receipt,
+    Registration,
+    StatementLine,
+    check_request_id,
 )
-from platform_stub.promotions import Campaign, Promotions
 from platform_stub.settlement import Settlement, SettlementReport
 from platform_stub.storage import Database, Tx, open_database
 from platform_stub.transit_service import TransitService
 
-REQUEST_ID_CHARS_MAX = 64
 NAME_CHARS_MAX = 64
 STATEMENT_PAGE_MAX = 500
 TOP_UP_FEN_MAX = 5_000_000  # 50,000 RMB per top-up, a typical bank-card limit
@@ -63,66 +63,6 @@ _SCHEMA = [
         merchant_id TEXT NOT NULL UNIQUE, city TEXT NOT NULL, collection_code TEXT NOT NULL)""",
 ]
 
-
-@dataclass(frozen=True)
-class Participant:
-    id: int
-    kind: str
-    name: str
-    account_id: int
-
-
-@dataclass(frozen=True)
-class Registration:
-    participant_id: int
-    token: str
-    account_id: int
-    collection_code: str | None = None
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """What a money move did. ``amount_fen`` is what the payer paid; a campaign paid
-    ``discount_fen`` on top, so the merchant received their sum."""
-
-    transfer_id: str
-    amount_fen: int
-    debit_account_id: int
-    credit_account_id: int
-    discount_fen: int = 0
-
-
-@dataclass(frozen=True)
-class Payment:
-    """A payment a merchant received; listeners (announcements, promotions) get these."""
-
-    transfer_id: str
-    merchant_account_id: int
-    amount_fen: int
-    kind: str
-
-
-@dataclass(frozen=True)
-class StatementLine:
-    transfer_id: str
-    kind: str
-    amount_fen: int
-    direction: str  # "in" or "out"
-    timestamp_us: int
-
-
-
-@dataclass(frozen=True)
-class _Order:
-    """A payment to a merchant as asked: who pays, what kind, the ledger id it gets, to
-    which merchant account, how much and under which merchant category code."""
-
-    payer: Participant
-    kind: str
-    transfer_id: str
-    merchant_account_id: int
-    amount_fen: int
-    mcc: str
 
 class Platform:
     """The reference platform, in-process. The HTTP API is a thin layer over this."""
@@ -146,6 +86,7 @@ class Platform:
         self.clock: Callable[[], dt.datetime] = china_now  # simulations set their own
         self.transit = TransitService(self, fares or Fares(), keyring_seed)
         self.payment_listeners: list[Callable[[Payment], None]] = []
+        self.payments = MerchantPayments(self)
         for name, module in feature_modules().items():
             setattr(self, name, module.Service(self))
 
@@ -300,91 +241,8 @@ class Platform:
         if code.dynamic and code.amount_fen != amount_fen:
             raise Rejected("amount_mismatch", f"code asks {code.amount_fen} fen, not {amount_fen}")
         merchant_account = self._merchant_account(code.merchant_id)
-        return self.pay_to_merchant(
+        return self.payments.pay_to_merchant(
             who, "pay_merchant", request_id, merchant_account, amount_fen, code.mcc
-        )
-
-    def pay_to_merchant(
-        self,
-        payer: Participant,
-        kind: str,
-        request_id: str,
-        merchant_account_id: int,
-        amount_fen: int,
-        mcc: str = "",
-    ) -> Receipt:
-        """Wallet to merchant, less any campaign discount (the campaign pays that part),
-        then tell the payment listeners (voice announcements)."""
-        _check_request_id(request_id)
-        order = _Order(
-            payer, kind, f"{payer.id}:{kind}:{request_id}", merchant_account_id, amount_fen, mcc
-        )
-        for attempt in range(CONFLICT_RETRIES_MAX):
-            try:
-                receipt = self._pay_once(order)
-                break
-            except StorageUnavailable:
-                if attempt + 1 == CONFLICT_RETRIES_MAX:
-                    raise
-        payment = Payment(order.transfer_id, merchant_account_id, amount_fen, kind)
-        for listener in self.payment_listeners:
-            listener(payment)
-        return receipt
-
-    def _pay_once(self, order: _Order) -> Receipt:
-        """One transaction: replay a known id as it went, else price, pay, discount."""
-        refusal: PlatformError | None = None
-        with self.db.transaction() as tx:
-            prior = self.ledger.outcome_of(tx, order.transfer_id)
-            if isinstance(prior, PlatformError):
-                refusal = prior
-            elif prior is not None:
-                return self._receipt_of(tx, order)
-            else:
-                # A payment a campaign paid whole left no transfer, only a campaign use;
-                # with no campaign at all there is none to look for.
-                campaigns = self.promotions.campaigns(tx)
-                if campaigns and self.promotions.discount_given(tx, order.transfer_id):
-                    return self._receipt_of(tx, order)
-                try:
-                    return self._pay_fresh(tx, order, campaigns)
-                except PlatformError as err:
-                    refusal = err  # the refusal's record commits with this transaction
-        raise refusal
-
-    def _pay_fresh(self, tx: Tx, order: _Order, campaigns: list[Campaign]) -> Receipt:
-        """Price, pay, discount; the caller found the order's transfer id untried in
-        ``tx`` and read the ``campaigns``."""
-        payer, amount_fen = order.payer, order.amount_fen
-        day = self.clock().date()
-        offer = self.promotions.offer(tx, payer.id, order.mcc, amount_fen, day, campaigns)
-        discount = offer[1] if offer else 0
-        paid_fen = 0
-        if amount_fen > discount:
-            request = TransferRequest(
-                order.transfer_id,
-                payer.account_id,
-                order.merchant_account_id,
-                amount_fen - discount,
-                order.kind,
-            )
-            paid_fen = self.ledger.transfer_fresh(tx, request).amount_fen
-        if offer:
-            self.promotions.grant(
-                tx, offer[0], payer.id, order.merchant_account_id, discount, day, order.transfer_id
-            )
-        return Receipt(
-            order.transfer_id, paid_fen, payer.account_id, order.merchant_account_id, discount
-        )
-
-    def _receipt_of(self, tx: Tx, order: _Order) -> Receipt:
-        """The receipt of an order paid before: what the wallet and a campaign paid."""
-        paid = self.ledger.outcome_of(tx, order.transfer_id)
-        paid_fen = paid.amount_fen if paid is not None else 0
-        discount = self.promotions.discount_given(tx, order.transfer_id) or 0
-        return Receipt(
-            order.transfer_id, paid_fen, order.payer.account_id, order.merchant_account_id,
-            discount,
         )
 
     def balance_fen(self, token: str) -> int:
@@ -476,7 +334,7 @@ class Platform:
         amount_fen: int,
         then: Callable[[Tx, Transfer], object] | None = None,
     ) -> Receipt:
-        _check_request_id(request_id)
+        check_request_id(request_id)
         transfer = self.ledger.apply(
             TransferRequest(
                 id=f"{who.id}:{op}:{request_id}",
@@ -504,13 +362,6 @@ def _hash(token: str) -> str:
 def _check_name(value: str, what: str) -> None:
     if not isinstance(value, str) or not 0 < len(value.strip()) <= NAME_CHARS_MAX:
         raise InvalidRequest("invalid_request", f"{what} must be 1-{NAME_CHARS_MAX} characters")
-
-
-def _check_request_id(request_id: str) -> None:
-    if not isinstance(request_id, str) or not 0 < len(request_id) <= REQUEST_ID_CHARS_MAX:
-        raise InvalidRequest(
-            "invalid_request", f"request_id must be 1-{REQUEST_ID_CHARS_MAX} characters"
-        )
 
 
 def _check_amount(amount_fen: int, most: int | None) -> None:
@@ -541,3 +392,14 @@ def luhn_complete(prefix: str) -> str:
         except InvalidRequest:
             continue
     raise AssertionError("some digit always completes a Luhn number")
+
+
+__all__ = [
+    "REQUEST_ID_CHARS_MAX",
+    "Participant",
+    "Payment",
+    "Platform",
+    "Receipt",
+    "Registration",
+    "StatementLine",
+]

@@ -5,7 +5,7 @@ and QR code) bound to the wallet, valid ``PAYCODE_TTL_S`` on the platform's cloc
 The app asks for a fresh one every ``PAYCODE_REFRESH_S``; a new code supersedes the
 resident's older ones, so a code photographed over a shoulder dies at the next refresh.
 A merchant charges a code at most once: the charge claims the code, then the money
-moves through :meth:`Platform.pay_to_merchant` (campaign discounts and listeners
+moves through :meth:`MerchantPayments.pay_to_merchant` (campaign discounts and listeners
 included). The merchant's ``request_id`` keys the charge, so a retry gets the first
 receipt even after the code was spent or expired.
 
@@ -150,7 +150,7 @@ class Service:
             except StorageUnavailable:  # a racing retry of this request claimed first
                 if attempt + 1 == CONFLICT_RETRIES_MAX:
                     raise
-        return self.platform.pay_to_merchant(
+        return self.platform.payments.pay_to_merchant(
             payer, PAY_CODE_KIND, f"m{merchant.id}:{request_id}", merchant.account_id,
             amount_fen, mcc,
         )
