@@ -28,7 +28,8 @@ from matplotlib.figure import Figure
 from mesa.visualization import SolaraViz
 from mesa.visualization.utils import update_counter
 
-from agents.model import PAID_CHANNELS, CityModel, SimClock
+from agents.daily import PAID_CHANNELS
+from agents.model import CityModel, SimClock
 from platform_stub import InProcessClient, Platform, PlatformClient
 from scenarios.loader import load_scenario
 from scenarios.runner import LEDGER_FILE, open_platform

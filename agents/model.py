@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 from faker import Faker
 
-from agents import households, patients, schedule
+from agents import daily, households, patients, schedule
 from agents.adoption import OURS, Adoption
 from agents.buses import Bus
 from agents.learning import teach
@@ -34,50 +34,6 @@ from scenarios.schema import SEGMENTS, Scenario
 
 ONBOARDING_MIN = 8 * 60
 DEPOT_MIN = 23 * 60
-# Ways to pay, then attempts that failed (the purchase is then also counted under the
-# way it was finally paid, or under cannot_pay).
-PAID_CHANNELS = (
-    "merchant_qr",
-    "app_services",
-    "rival_wallet",
-    "cash",
-    "offline_qr",
-    "transit_card",
-    "bus_cash",
-)
-ATTEMPT_CHANNELS = ("declined", "failed_online", "cannot_pay")
-CHANNELS = PAID_CHANNELS + ATTEMPT_CHANNELS
-DAILY_COUNTS = (
-    "hospital_visits",
-    "hospital_visits_paylater",
-    "hospital_visits_paynow",
-    "hospital_minutes_paylater_sum",
-    "hospital_minutes_paynow_sum",
-    "cannot_pay_elderly",
-    "cannot_pay_total",
-    "promo_cost_fen",
-    "payments_unbooked",
-    "pay_later_rides",
-)
-TAP_COLUMNS = (
-    "day",
-    "reader_id",
-    "reader_seq",
-    "tap_id",
-    "card_id",
-    "tapped_at_s",
-    "uploaded_at_s",
-    "outcome",
-    "reason",
-    "fare_fen",
-    "wallet_fen",
-    "credit_fen",
-    "promo_fen",
-    "first_reader_id",
-    "lag_s",
-)
-
-
 class SimClock:
     """Simulated local time of the activity under way, shared with the platform (its
     clock in-process, a request header over HTTP) from before the first call."""
@@ -406,45 +362,18 @@ class CityModel(mesa.Model):
             frame = closed.value.frame().with_columns(pl.lit(self.day).alias("day"))
             self.settlement_rows.extend(frame.to_dicts())
 
-    def record_tap(self, outcome: TapOutcome, tapped_at_s: int, uploaded_at_s: int) -> None:
-        row = {k: getattr(outcome, k) for k in TAP_COLUMNS if hasattr(outcome, k)}
-        row.update(
-            day=self.day,
-            tapped_at_s=tapped_at_s,
-            uploaded_at_s=uploaded_at_s,
-            lag_s=uploaded_at_s - tapped_at_s,
-        )
-        self.tap_rows.append(row)
-        if getattr(outcome, "credit_fen", 0):
-            self.today["pay_later_rides"] += 1
-        self.today["promo_cost_fen"] += getattr(outcome, "promo_fen", 0) or 0
-
     def note_reader_rejection(self, reason: str | None) -> None:
         key = reason or "unknown"
         self.reader_rejections[key] = self.reader_rejections.get(key, 0) + 1
 
+    def record_tap(self, outcome: TapOutcome, tapped_at_s: int, uploaded_at_s: int) -> None:
+        """One row of ``taps.parquet``; a ride on credit or paid by a campaign is counted."""
+        self.tap_rows.append(daily.tap_row(outcome, self.day, tapped_at_s, uploaded_at_s))
+        if getattr(outcome, "credit_fen", 0):
+            self.today["pay_later_rides"] += 1
+        self.today["promo_cost_fen"] += getattr(outcome, "promo_fen", 0) or 0
+
     def close_day(self) -> None:
-        date, adoption = self.date, self.adoption
-        row: dict[str, Any] = {"date": date, "day": self.day, "weekday": date.strftime("%a")}
-        ours = adoption.active & (adoption.wallet == OURS)
-        for k, segment in enumerate(SEGMENTS):
-            in_segment = self.people.segment_of == k
-            row[f"population_{segment}"] = int(in_segment.sum())
-            row[f"adopters_{segment}"] = int((adoption.active & in_segment).sum())
-            row[f"platform_users_{segment}"] = int((ours & in_segment).sum())
-            row[f"able_{segment}"] = int(
-                (self.people.smartphone & self.people.literate & in_segment).sum()
-            )
-        row["rival_users"] = int((adoption.active & (adoption.wallet != OURS)).sum())
-        row["population_merchant"] = len(self.merchant_list)
-        row["adopters_merchant"] = sum(m.accepts_qr for m in self.merchant_list)
-        row["merchants_cash_only"] = row["population_merchant"] - row["adopters_merchant"]
-        row.update({f"tx_{c}": self.today[c] for c in CHANNELS})
-        row.update({k: self.today[k] for k in (*DAILY_COUNTS, "learned")})
-        row["lapses"] = adoption.lapses
-        row["card_holders"] = int(self.card_holders_mask().sum())
-        row["reader_share"] = sum(b.has_reader for b in self.bus_list) / len(self.bus_list)
-        waits = [w for m in self.merchant_list if (w := m.close_day()) is not None]
-        row["breakfast_wait_min_mean"] = float(np.mean(waits)) if waits else None
-        self.daily_rows.append(row)
+        """The day's counters become one row of ``daily.parquet``; a new day starts at 0."""
+        self.daily_rows.append(daily.day_row(self))
         self.today.clear()

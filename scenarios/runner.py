@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from agents import CityModel
-from agents.model import PAID_CHANNELS, SimClock
+from agents.daily import PAID_CHANNELS
+from agents.model import SimClock
 from platform_stub import HttpClient, InProcessClient, Platform, PlatformClient
 from platform_stub.audit import AuditReport
 from platform_stub.exceptions import PlatformError

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("solara", reason="the viz extra is not installed: pip install -e '.[viz]'")
 
-from agents.model import PAID_CHANNELS  # noqa: E402
+from agents.daily import PAID_CHANNELS  # noqa: E402
 from scenarios.schema import SEGMENTS  # noqa: E402
 
 with warnings.catch_warnings():

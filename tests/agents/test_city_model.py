@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from agents import CityModel
-from agents.model import PAID_CHANNELS
+from agents.daily import PAID_CHANNELS
 from platform_stub import InProcessClient, Platform
 from scenarios.loader import load_scenario
 from scenarios.runner import run_scenario
