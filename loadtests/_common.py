@@ -19,7 +19,6 @@ from locust import FastHttpUser  # first: locust patches the stdlib for gevent
 import csv
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from locust.runners import WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 from loadtests._hooks import hook_once
+from loadtests._people import Resident
 from loadtests._recording import install_recording
 from loadtests._request_limit import install_request_limit
 from platform_stub.service import luhn_complete
@@ -93,24 +93,6 @@ class PlatformUser(FastHttpUser):
             method, path, json=body, headers=headers, name=name or path, catch_response=True
         ) as resp:
             return self.expect(resp, *expected)
-
-
-@dataclass
-class Resident:
-    """A resident another role acts for (a rider at a bus door, a customer at a till).
-    ``wallet_fen`` is the role's own count of the wallet; None once a reply left it unknown."""
-
-    participant_id: int
-    token: str
-    account_id: int
-    wallet_fen: int | None = 0
-
-    def spent(self, amount_fen: int) -> None:
-        if self.wallet_fen is not None:
-            self.wallet_fen -= amount_fen
-
-    def received(self, amount_fen: int) -> None:
-        self.spent(-amount_fen)
 
 
 def enrol_resident(user: PlatformUser, name: str, top_up_fen: int) -> Resident | None:

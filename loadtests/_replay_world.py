@@ -20,10 +20,10 @@ from gevent.pool import Pool
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError
 
+from loadtests._people import Resident, Rider
 from loadtests.trace import Plan
 from platform_stub.service import luhn_complete
-from platform_stub.transit import BusReader, Credential, encode_code_text, public_key_bytes
-from platform_stub.transit import sign_code as sign
+from platform_stub.transit import BusReader, Credential, public_key_bytes
 
 RESIDENTS_MAX = 200
 MERCHANTS_MAX = 60
@@ -75,23 +75,6 @@ class Http:
 
     def close(self) -> None:
         self.client.close()
-
-
-@dataclass
-class Resident:
-    participant_id: int
-    token: str
-    account_id: int
-
-
-@dataclass
-class Rider:
-    resident: Resident
-    key: Ed25519PrivateKey
-    credential: Credential
-
-    def code(self, now_s: int) -> str:
-        return encode_code_text(sign(self.credential, self.key, now_s))
 
 
 @dataclass

@@ -24,7 +24,6 @@ from locust import between, run_single_user, task  # first: locust patches the s
 # isort: split
 import random
 import time
-from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gevent.lock import Semaphore
@@ -33,13 +32,13 @@ from locust.exception import StopUser
 from loadtests._common import (
     REGISTRATION_FIELDS,
     PlatformUser,
-    Resident,
     enrol_resident,
     ensure_funds,
     install,
 )
+from loadtests._people import Rider
 from loadtests._recording import tap_ledger
-from platform_stub.transit import Batch, Credential, encode_code_text, public_key_bytes, sign_code
+from platform_stub.transit import Batch, Credential, public_key_bytes
 from platform_stub.transit import BusReader as OfflineReader
 
 RIDERS_PER_PROCESS = 24
@@ -52,17 +51,6 @@ DENY_FIELDS = ("since", "version", "added", "removed", "more")
 SCAN_REQUEST = ("SCAN", "offline code")  # (request type, name) of a scan in the stats
 
 install()
-
-
-@dataclass
-class Rider:
-    resident: Resident
-    key: Ed25519PrivateKey
-    credential: Credential
-
-    def code(self, now_s: int) -> str:
-        """What the app shows: a fresh code signed offline with the rider's key."""
-        return encode_code_text(sign_code(self.credential, self.key, now_s))
 
 
 # The process's bus operator (its token) and riders, made by the first bus to start;
