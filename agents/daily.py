@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import polars as pl
 
 from agents.adoption import OURS
 from platform_stub.clearing import TapOutcome
@@ -43,35 +44,31 @@ DAILY_COUNTS = (
     "payments_unbooked",
     "pay_later_rides",
 )
-TAP_COLUMNS = (
-    "day",
-    "reader_id",
-    "reader_seq",
-    "tap_id",
-    "card_id",
-    "tapped_at_s",
-    "uploaded_at_s",
-    "outcome",
-    "reason",
-    "fare_fen",
-    "wallet_fen",
-    "credit_fen",
-    "promo_fen",
-    "first_reader_id",
-    "lag_s",
-)
+TAP_SCHEMA = {  # the columns of taps.parquet
+    "day": pl.Int32,
+    "reader_id": pl.Utf8,
+    "reader_seq": pl.Int64,
+    "tap_id": pl.Utf8,
+    "card_id": pl.Int64,
+    "tapped_at_s": pl.Int64,
+    "uploaded_at_s": pl.Int64,
+    "outcome": pl.Utf8,
+    "reason": pl.Utf8,
+    "fare_fen": pl.Int64,
+    "wallet_fen": pl.Int64,
+    "credit_fen": pl.Int64,
+    "promo_fen": pl.Int64,
+    "first_reader_id": pl.Utf8,
+    "lag_s": pl.Int64,
+}
 
 
-def tap_row(outcome: TapOutcome, day: int, tapped_at_s: int, uploaded_at_s: int) -> dict[str, Any]:
-    """One tap's outcome as a ``taps.parquet`` row, with when it was tapped and uploaded."""
-    row = {k: getattr(outcome, k) for k in TAP_COLUMNS if hasattr(outcome, k)}
-    row.update(
-        day=day,
-        tapped_at_s=tapped_at_s,
-        uploaded_at_s=uploaded_at_s,
-        lag_s=uploaded_at_s - tapped_at_s,
-    )
-    return row
+def tap_row(outcome: TapOutcome, day: int, tapped_at_s: int, uploaded_at_s: int) -> tuple:
+    """One tap's outcome as a ``taps.parquet`` row (``TAP_SCHEMA`` order), with when it
+    was tapped and uploaded; a field the outcome lacks is null."""
+    own = {"day": day, "tapped_at_s": tapped_at_s, "uploaded_at_s": uploaded_at_s,
+           "lag_s": uploaded_at_s - tapped_at_s}
+    return tuple(own[k] if k in own else getattr(outcome, k, None) for k in TAP_SCHEMA)
 
 
 def day_row(model: CityModel) -> dict[str, Any]:

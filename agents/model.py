@@ -26,7 +26,7 @@ from agents.buses import Bus
 from agents.learning import teach
 from agents.merchants import Merchant
 from agents.population import build_population
-from agents.recorder import EventLog
+from agents.recorder import EventLog, SealedLog
 from agents.residents import Resident
 from platform_stub.clearing import CHINA_TZ, TapOutcome
 from platform_stub.client import PlatformClient
@@ -65,7 +65,7 @@ class CityModel(mesa.Model):
         self.sim_clock = sim_clock or SimClock(scenario.city.start_date)
         self.today: Counter[str] = Counter()
         self.daily_rows: list[dict[str, Any]] = []
-        self.tap_rows: list[dict[str, Any]] = []
+        self.taps = SealedLog(daily.TAP_SCHEMA)  # rows of taps.parquet
         self.settlement_rows: list[dict[str, Any]] = []
         self.reader_rejections: dict[str, int] = {}
         self.rider_key_seed = self.rng.bytes(32)
@@ -368,12 +368,15 @@ class CityModel(mesa.Model):
 
     def record_tap(self, outcome: TapOutcome, tapped_at_s: int, uploaded_at_s: int) -> None:
         """One row of ``taps.parquet``; a ride on credit or paid by a campaign is counted."""
-        self.tap_rows.append(daily.tap_row(outcome, self.day, tapped_at_s, uploaded_at_s))
+        self.taps.append(daily.tap_row(outcome, self.day, tapped_at_s, uploaded_at_s))
         if getattr(outcome, "credit_fen", 0):
             self.today["pay_later_rides"] += 1
         self.today["promo_cost_fen"] += getattr(outcome, "promo_fen", 0) or 0
 
     def close_day(self) -> None:
-        """The day's counters become one row of ``daily.parquet``; a new day starts at 0."""
+        """The day's counters become one row of ``daily.parquet``; a new day starts at 0;
+        the day's events and taps are sealed into frames (memory)."""
         self.daily_rows.append(daily.day_row(self))
         self.today.clear()
+        self.log.seal()
+        self.taps.seal()

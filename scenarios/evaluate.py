@@ -42,7 +42,7 @@ def simulate(scenario: Scenario, seed: int) -> Outcome:
     from agents import CityModel
     from platform_stub import InProcessClient
     from platform_stub.clearing import CHINA_TZ
-    from scenarios.runner import TAP_SCHEMA, open_platform, summarise, transit_summary
+    from scenarios.runner import open_platform, summarise, transit_summary
 
     scenario = scenario.model_copy(update={"seed": seed})
     with tempfile.TemporaryDirectory(prefix="cashless-eval-") as tmp:
@@ -57,7 +57,7 @@ def simulate(scenario: Scenario, seed: int) -> Outcome:
             client.close()
             platform.close()
     daily = pl.DataFrame(model.daily_rows)
-    taps = pl.DataFrame(model.tap_rows, schema=TAP_SCHEMA)
+    taps = model.taps.frame()
     events = model.log.frame()
     summary = summarise(model, events, daily, None)
     summary["transit"] = transit_summary(model, taps, None)

@@ -53,23 +53,6 @@ RUN_FILES = (
     f"{LEDGER_FILE}-shm",
 )
 TRACE_COLUMNS = ("time", "day", "agent_id", "segment", "operation", "amount_fen", "target_id")
-TAP_SCHEMA = {
-    "day": pl.Int32,
-    "reader_id": pl.Utf8,
-    "reader_seq": pl.Int64,
-    "tap_id": pl.Utf8,
-    "card_id": pl.Int64,
-    "tapped_at_s": pl.Int64,
-    "uploaded_at_s": pl.Int64,
-    "outcome": pl.Utf8,
-    "reason": pl.Utf8,
-    "fare_fen": pl.Int64,
-    "wallet_fen": pl.Int64,
-    "credit_fen": pl.Int64,
-    "promo_fen": pl.Int64,
-    "first_reader_id": pl.Utf8,
-    "lag_s": pl.Int64,
-}
 
 
 @dataclass
@@ -183,7 +166,7 @@ def _write_outputs(
 
     events = model.log.frame()
     daily = pl.DataFrame(model.daily_rows)
-    taps = pl.DataFrame(model.tap_rows, schema=TAP_SCHEMA)
+    taps = model.taps.frame()
     events.write_parquet(out_dir / "events.parquet")
     events.select(TRACE_COLUMNS).write_parquet(out_dir / "trace.parquet")
     daily.write_parquet(out_dir / "daily.parquet")

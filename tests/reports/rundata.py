@@ -140,7 +140,7 @@ TAP_REASONS = ("insufficient_funds", "card_denied")
 
 def make_taps(seed: int = 11, n: int = 300) -> pl.DataFrame:
     """Offline bus taps, as `cashless run` writes them: most cleared, some rejected."""
-    from scenarios.runner import TAP_SCHEMA
+    from agents.daily import TAP_SCHEMA
 
     rng = np.random.default_rng(seed)
     rejected = rng.random(n) < 0.08
