@@ -13,7 +13,8 @@ windows under traffic). ``locustfile_ramp``,
 Measuring and judging: ``hdr.py`` (HDR histograms per endpoint and second),
 ``_recording.py`` (feeds them from Locust, ships them from workers), ``slo.py``
 (service-level files), ``taps.py`` (lost-tap check), ``results.py`` (the run folder's
-``loadtest.json`` and ``latency.parquet``) and ``runner.py`` (``run_loadtest``: serve
+``loadtest.json`` and ``latency.parquet``), ``stats.py`` (per-endpoint rows from Locust's
+CSV or our histograms) and ``runner.py`` (``run_loadtest``: serve
 the platform, run Locust or the replay headless, audit, judge). See README.md.
 
 Names are imported lazily: Locust and the replay patch the standard library with
@@ -26,10 +27,10 @@ from typing import Any
 _EXPORTS = {
     "LOCUSTFILES": "loadtests.runner",
     "SCENARIOS": "loadtests.runner",
-    "FailureRow": "loadtests.runner",
+    "FailureRow": "loadtests.stats",
     "LoadtestError": "loadtests.runner",
     "LoadtestResult": "loadtests.runner",
-    "StatsRow": "loadtests.runner",
+    "StatsRow": "loadtests.stats",
     "run_loadtest": "loadtests.runner",
     "Breach": "loadtests.slo",
     "ServiceLevels": "loadtests.slo",
