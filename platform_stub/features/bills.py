@@ -51,6 +51,7 @@ from platform_stub.exceptions import (
 from platform_stub.features.paycodes import check_request, create_tables
 from platform_stub.ledger import CONFLICT_RETRIES_MAX, Transfer, TransferRequest
 from platform_stub.openapi_errors import errors
+from platform_stub.records import check_request_id
 from platform_stub.service import (
     NAME_CHARS_MAX,
     REQUEST_ID_CHARS_MAX,
@@ -364,12 +365,6 @@ def check_text(value: str, what: str, chars_max: int) -> None:
 def check_amount(amount_fen: int, most_fen: int) -> None:
     """The platform's own refusal for a bad amount: ``amount_invalid``."""
     check_request(amount_fen, most_fen, "-", 1)
-
-
-def check_request_id(request_id: str) -> None:
-    if not isinstance(request_id, str) or not 0 < len(request_id) <= REQUEST_ID_CHARS_MAX:
-        raise InvalidRequest(
-            "invalid_request", f"request_id must be 1-{REQUEST_ID_CHARS_MAX} characters")
 
 
 def check_page(limit: int, offset: int, page_max: int) -> None:

@@ -36,7 +36,6 @@ from platform_stub.features.bills import (
     add_registration_route,
     check_amount,
     check_page,
-    check_request_id,
     check_text,
     committing,
     participant_of_kind,
@@ -46,6 +45,7 @@ from platform_stub.features.bills import (
 from platform_stub.features.paycodes import create_tables
 from platform_stub.ledger import TransferRequest
 from platform_stub.openapi_errors import errors
+from platform_stub.records import check_request_id
 from platform_stub.service import NAME_CHARS_MAX, REQUEST_ID_CHARS_MAX, Participant, Registration
 from platform_stub.storage import Tx, now_us
 

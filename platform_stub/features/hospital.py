@@ -62,7 +62,6 @@ from platform_stub.features.bills import (
     ID_MAX,
     add_registration_route,
     check_amount,
-    check_request_id,
     check_text,
     committing,
     count_rows,
@@ -80,6 +79,7 @@ from platform_stub.ledger import (
     TransferRequest,
 )
 from platform_stub.openapi_errors import errors
+from platform_stub.records import check_request_id
 from platform_stub.service import REQUEST_ID_CHARS_MAX, Participant, Receipt, Registration
 from platform_stub.storage import Tx, now_us
 
