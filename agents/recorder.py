@@ -104,7 +104,7 @@ class EventLog(SealedLog):
         except PlatformError as err:
             outcome = Outcome(None, err.code)
         latency_us = (time.perf_counter_ns() - start_ns) // 1_000
-        self._open.append((
+        self.append((
             when,
             day,
             agent_id,

@@ -158,7 +158,7 @@ def install() -> None:
 
 def install_final_stats() -> None:
     """Add ``--final-csv`` and write the final figures when Locust quits."""
-    hook_once("final_stats", init_command_line_parser=_add_final_csv_option,
+    hook_once(__name__, init_command_line_parser=_add_final_csv_option,
               quitting=_write_final_csv)
 
 

@@ -417,19 +417,19 @@ def _result(
         stats, failures, source = read_stats(run.out_dir)
     write_latency_parquet(measured, run.out_dir / LATENCY_FILE)
     total = next((r for r in stats if r.name == "Aggregated"), None)
+    total_requests = total.requests if total else 0
+    counted_out = bool(run.requests_max) and total_requests >= run.requests_max
     result = LoadtestResult(
         name=run.name, users=run.users, duration_s=float(run.run_time_s),
         spawn_rate=run.spawn_rate, host=run.host, exit_code=exit_code,
-        total_requests=total.requests if total else 0,
+        total_requests=total_requests,
         total_failures=total.failures if total else 0,
         stats=[r for r in stats if r.name != "Aggregated"], failures=failures, audit=audit,
         stats_source=source, workers=run.workers, slo=str(run.slo),
         breaches=[str(b) for b in measured.breaches(levels)] if measured.found else [],
         latency_ms=measured.latency_by_endpoint(), taps=taps, replay=replay,
+        requests_max=run.requests_max, stopped_by="requests" if counted_out else "time",
     )  # fmt: skip
-    result.requests_max = run.requests_max
-    if run.requests_max and result.total_requests >= run.requests_max:
-        result.stopped_by = "requests"
     result.reasons = _reasons(result, measured)
     result.passed = not result.reasons
     return result
