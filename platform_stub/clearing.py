@@ -273,10 +273,15 @@ class _BatchClearing:
         if self.promo_id is not None:
             accounts.add(self.promo_id)
         self.money.lock(accounts)
-        self.money.recall(
-            [f"tap:{v.tap_id}:{kind}" for v in verified for kind in _LEG_KINDS]
-            + [f"batch:{self.batch_id}"]
+        # A tap's legs exist only if the tap was cleared, and a cleared tap is a replay
+        # (``first_readers``), never charged again: the legs of the rest are untried.
+        self.money.untried(
+            f"tap:{v.tap_id}:{kind}"
+            for v in verified
+            if v.tap_id not in self.first_readers
+            for kind in _LEG_KINDS
         )
+        self.money.recall([f"batch:{self.batch_id}"])
 
     def _load_rides(self, verified: list[VerifiedTap]) -> None:
         """Each card's cleared rides stored before this batch, over a window that covers
@@ -366,8 +371,10 @@ class _BatchClearing:
 
     def _promo_share(self, verified: VerifiedTap, fare: int) -> int:
         """On a free-ride day the campaign pays the fare while its budget lasts."""
+        if fare == 0 or not self.fares.free_ride_dates or self.promo_id is None:
+            return 0
         day = dt.datetime.fromtimestamp(verified.timestamp_s, CHINA_TZ).date()
-        if fare == 0 or day not in self.fares.free_ride_dates or self.promo_id is None:
+        if day not in self.fares.free_ride_dates:
             return 0
         try:
             self.money.transfer(

@@ -86,6 +86,15 @@ class LedgerBatch:
             ):
                 self._outcomes[row[0]] = (row[1], platform_error(row[2], row[3]))
 
+    def untried(self, transfer_ids: Iterable[str]) -> None:
+        """Take ``transfer_ids`` as never tried, without looking them up: for a caller
+        whose own records prove it (clearing: a tap's legs are written only in the
+        transaction that records the tap cleared, and a cleared tap is never cleared
+        again). The unique id column still refuses a duplicate at ``flush``, which then
+        fails the whole transaction rather than pass silently."""
+        for transfer_id in transfer_ids:
+            self._outcomes.setdefault(transfer_id, None)
+
     def transfer(self, request: TransferRequest) -> Transfer:
         """As ``Ledger.transfer``; a new transfer's ``seq`` is 0 until ``flush``."""
         if request.flags & (POST_PENDING | VOID_PENDING):
@@ -132,8 +141,9 @@ class LedgerBatch:
         total[first_column] += deltas.pending
         total[first_column + 1] += deltas.posted
 
-    def flush(self) -> dict[str, int]:
-        """Write what the batch did; returns the new transfers' seqs by id."""
+    def flush(self) -> list[str]:
+        """Write what the batch did; returns the new transfers' ids, in order (their
+        ``seq`` is the database's: ``seqs_of`` reads it, for callers that need it)."""
         if self._inserts:
             self.tx.executemany(INSERT_SQL, self._inserts)
         if self._refusals:
@@ -146,9 +156,13 @@ class LedgerBatch:
                 [(*d, account_id) for account_id, d in sorted(self._deltas.items())],
             )
         ids = [row[0] for row in self._inserts]
-        seqs = dict(rows_in(self.tx, "SELECT id, seq FROM transfers WHERE id IN ({})", ids))
         self._inserts, self._refusals, self._deltas = [], [], {}
-        return seqs
+        return ids
+
+
+def seqs_of(tx: Tx, transfer_ids: Sequence[str]) -> dict[str, int]:
+    """The database's ``seq`` of each written transfer, by id."""
+    return dict(rows_in(tx, "SELECT id, seq FROM transfers WHERE id IN ({})", transfer_ids))
 
 
 def apply_in_batch(tx: Tx, requests: Sequence[TransferRequest]) -> list[Transfer | PlatformError]:
@@ -161,7 +175,7 @@ def apply_in_batch(tx: Tx, requests: Sequence[TransferRequest]) -> list[Transfer
             outcomes.append(batch.transfer(request))
         except PlatformError as err:
             outcomes.append(err)
-    seqs = batch.flush()
+    seqs = seqs_of(tx, batch.flush())
     return [
         replace(o, seq=seqs[o.id]) if isinstance(o, Transfer) and o.seq == 0 else o
         for o in outcomes

@@ -4,6 +4,7 @@ clearing's up-front reads, and tap verification spread over worker processes."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from platform_stub.clearing import Fares, UploadedTap
-from platform_stub.exceptions import PlatformError
+from platform_stub.exceptions import PlatformError, StorageUnavailable
 from platform_stub.ledger import (
     DEBITS_MUST_NOT_EXCEED_CREDITS,
     PENDING,
@@ -106,6 +107,23 @@ def test_a_ledger_batch_reads_and_locks_an_account_once(ledger) -> None:
         assert ledger.account(tx, wallet).balance_fen == 0
         batch.flush()
         assert ledger.account(tx, wallet).balance_fen == 300
+
+
+def test_an_id_wrongly_taken_as_untried_fails_the_batch_and_changes_nothing(ledger) -> None:
+    """``untried`` skips the lookup, not the unique id: a caller that is wrong about an
+    id gets a failed transaction, never a second transfer."""
+    bank, wallet, _ = _accounts(ledger)
+    ledger.apply(TransferRequest("t1", bank, wallet, 300, "top_up"))
+    refused = (StorageUnavailable, sqlite3.IntegrityError)
+    with pytest.raises(refused), ledger.db.transaction() as tx:
+        batch = LedgerBatch(tx)
+        batch.untried(["t1", "t2"])
+        batch.transfer(TransferRequest("t2", bank, wallet, 50, "top_up"))
+        batch.transfer(TransferRequest("t1", bank, wallet, 300, "top_up"))
+        batch.flush()
+    with ledger.db.transaction() as tx:
+        assert ledger.account(tx, wallet).balance_fen == 300
+        assert ledger.outcome_of(tx, "t2") is None
 
 
 def _codes(count: int) -> list[tuple[str, int]]:
