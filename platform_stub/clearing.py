@@ -311,33 +311,64 @@ class _BatchClearing:
                 self.stored_rides[card_id].append(tapped_at_s)
 
     def _clear(self, tap: UploadedTap, check: VerifiedTap | str) -> TapOutcome:
-        base = dict(
-            reader_id=self.reader.reader_id,
-            reader_seq=tap.reader_seq,
-            scanned_at_s=tap.scanned_at_s,
-            batch_id=self.batch_id,
-        )
         if isinstance(check, str):
-            return _rejected(base, _fallback_tap_id(tap.code), None, None, check, None)
+            return self._rejected(tap, _fallback_tap_id(tap.code), None, None, check)
         verified = check
-        ident = dict(
-            tap_id=verified.tap_id, card_id=verified.card_id, tapped_at_s=verified.timestamp_s
-        )
         first_reader = self.first_readers.get(verified.tap_id)
         if first_reader is not None:
-            return _rejected(base, **ident, reason="replayed_code", first_reader_id=first_reader)
+            return self._rejected(tap, *_ident(verified), "replayed_code", first_reader)
         card = self.cards.get(verified.card_id)
         if _revoked(card, verified):
-            return _rejected(base, **ident, reason="card_revoked", first_reader_id=None)
-        charge = self._charge(verified, card)
+            return self._rejected(tap, *_ident(verified), "card_revoked")
+        fare, wallet, credit, promo = self._charge(verified, card)
         self.first_readers[verified.tap_id] = self.reader.reader_id
         self.batch_rides.setdefault(verified.card_id, []).append(verified.timestamp_s)
         return TapOutcome(
-            **base, **ident, outcome="cleared", reason=None, **charge, first_reader_id=None
+            reader_id=self.reader.reader_id,
+            reader_seq=tap.reader_seq,
+            tap_id=verified.tap_id,
+            card_id=verified.card_id,
+            tapped_at_s=verified.timestamp_s,
+            scanned_at_s=tap.scanned_at_s,
+            batch_id=self.batch_id,
+            outcome="cleared",
+            reason=None,
+            fare_fen=fare,
+            wallet_fen=wallet,
+            credit_fen=credit,
+            promo_fen=promo,
+            first_reader_id=None,
         )
 
-    def _charge(self, verified: VerifiedTap, card: buscards.BusCard) -> dict[str, int]:
-        """Price the ride and move the money: promo budget, then wallet, then credit."""
+    def _rejected(
+        self,
+        tap: UploadedTap,
+        tap_id: str,
+        card_id: int | None,
+        tapped_at_s: int | None,
+        reason: str,
+        first_reader_id: str | None = None,
+    ) -> TapOutcome:
+        return TapOutcome(
+            reader_id=self.reader.reader_id,
+            reader_seq=tap.reader_seq,
+            tap_id=tap_id,
+            card_id=card_id,
+            tapped_at_s=tapped_at_s,
+            scanned_at_s=tap.scanned_at_s,
+            batch_id=self.batch_id,
+            outcome="rejected",
+            reason=reason,
+            fare_fen=0,
+            wallet_fen=0,
+            credit_fen=0,
+            promo_fen=0,
+            first_reader_id=first_reader_id,
+        )
+
+    def _charge(self, verified: VerifiedTap, card: buscards.BusCard) -> tuple[int, int, int, int]:
+        """Price the ride and move the money: promo budget, then wallet, then credit.
+        Returns (fare, from the wallet, on credit, from the promotion), in fen."""
         fare = self._price(verified)
         clearing_id = self.clearing._clearing_id
         promo = self._promo_share(verified, fare)
@@ -358,7 +389,7 @@ class _BatchClearing:
                 )
         if buscards.credit_line_debt_fen(self.money.account(card.credit_account_id)) > 0:
             buscards.set_listed(self.tx, card.card_id, True, buscards.REASON_DEBT)
-        return {"fare_fen": fare, "wallet_fen": wallet, "credit_fen": credit, "promo_fen": promo}
+        return fare, wallet, credit, promo
 
     def _price(self, verified: VerifiedTap) -> int:
         since_s = verified.timestamp_s - self.fares.transfer_window_s
@@ -408,27 +439,9 @@ class _BatchClearing:
 
 _LEG_KINDS = ("fare", "fare_on_credit", "promo")
 _CARD_COLUMNS = ", ".join(f.name for f in fields(buscards.BusCard))
-def _rejected(
-    base: dict,
-    tap_id: str,
-    card_id: int | None,
-    tapped_at_s: int | None,
-    reason: str,
-    first_reader_id: str | None,
-) -> TapOutcome:
-    return TapOutcome(
-        **base,
-        tap_id=tap_id,
-        card_id=card_id,
-        tapped_at_s=tapped_at_s,
-        outcome="rejected",
-        reason=reason,
-        fare_fen=0,
-        wallet_fen=0,
-        credit_fen=0,
-        promo_fen=0,
-        first_reader_id=first_reader_id,
-    )
+def _ident(verified: VerifiedTap) -> tuple[str, int, int]:
+    """The tap id, card and tap time of a verified tap, as its outcome row names them."""
+    return verified.tap_id, verified.card_id, verified.timestamp_s
 
 
 def _revoked(card: buscards.BusCard | None, verified: VerifiedTap) -> bool:
