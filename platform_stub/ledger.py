@@ -259,7 +259,7 @@ class Ledger:
     def _insert(self, tx: Tx, request: TransferRequest, body_hash: str) -> Transfer:
         timestamp_us = now_us()
         values = transfer_values(request)
-        (seq,) = tx.one(INSERT_SQL + " RETURNING seq", (*values, body_hash, timestamp_us))
+        seq = tx.insert_id(INSERT_SQL, (*values, body_hash, timestamp_us), "seq")
         return Transfer(seq, *values, timestamp_us)
 
     def transfers_of(self, tx: Tx, account_id: int, limit: int, offset: int) -> list[Transfer]:
