@@ -212,13 +212,16 @@ class Ledger:
 
     def _apply(self, tx: Tx, request: TransferRequest, body_hash: str) -> Transfer:
         validate(request)
-        debit, credit = self._lock_pair(tx, request.debit_account_id, request.credit_account_id)
+        debit_id, credit_id = request.debit_account_id, request.credit_account_id
         if request.flags & (POST_PENDING | VOID_PENDING):
+            # The accounts are locked before the pending transfer is read, so two
+            # resolutions of one pending transfer cannot both see it unresolved.
+            debit, credit = self._lock_pair(tx, debit_id, credit_id)
             deltas = self._resolution_deltas(tx, request)
+            check_limits(debit, credit, deltas)
+            _update_balances(tx, debit.id, credit.id, deltas)
         else:
-            deltas = plain_deltas(request)
-        check_limits(debit, credit, deltas)
-        _update_balances(tx, debit.id, credit.id, deltas)
+            _move_and_check(tx, debit_id, credit_id, plain_deltas(request))
         return self._insert(tx, request, body_hash)
 
     def _lock_pair(self, tx: Tx, debit_id: int, credit_id: int) -> tuple[Account, Account]:
@@ -275,6 +278,39 @@ class Ledger:
 
     def transfer_count(self, tx: Tx) -> int:
         return tx.one("SELECT COUNT(*) FROM transfers")[0]
+
+
+_SIDE_SQL = {  # one side's (pending, posted) columns, and the account as it then is
+    side: f"UPDATE accounts SET {side}_pending = {side}_pending + ?,"
+    f" {side}_posted = {side}_posted + ? WHERE id = ? RETURNING {ACCOUNT_COLUMNS}"
+    for side in ("debits", "credits")
+}
+_NO_DELTAS = Deltas(pending=0, posted=0)
+
+
+def _move_and_check(tx: Tx, debit_id: int, credit_id: int, d: Deltas) -> None:
+    """Apply ``d`` to both accounts, then check their limits on what they became: one
+    statement an account, where a locking read and an update took three in all. The
+    updates lock the rows in id order (no deadlock between two transfers in opposite
+    directions). A refusal takes the change back before it is raised: the caller
+    commits the refusal's record in the same transaction."""
+    after: dict[str, Account] = {}
+    for account_id, side in sorted(((debit_id, "debits"), (credit_id, "credits"))):
+        row = tx.one(_SIDE_SQL[side], (d.pending, d.posted, account_id))
+        if row is None:
+            _take_back(tx, after, d)
+            raise NotFound("account_not_found", f"no account {account_id}")
+        after[side] = Account(*row)
+    try:
+        check_limits(after["debits"], after["credits"], _NO_DELTAS)
+    except Rejected:
+        _take_back(tx, after, d)
+        raise
+
+
+def _take_back(tx: Tx, moved: dict[str, Account], d: Deltas) -> None:
+    for side, account in moved.items():
+        tx.execute(_SIDE_SQL[side], (-d.pending, -d.posted, account.id))
 
 
 def _update_balances(tx: Tx, debit_id: int, credit_id: int, d: Deltas) -> None:

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from platform_stub.audit import audit
-from platform_stub.exceptions import Rejected
+from platform_stub.exceptions import NotFound, Rejected
 from platform_stub.ledger import (
     DEBITS_MUST_NOT_EXCEED_CREDITS,
     PENDING,
@@ -85,6 +85,23 @@ def test_debit_beyond_credits_is_rejected_changes_nothing_and_stays_rejected(
     with pytest.raises(Rejected, match="exceeds_credits"):
         ledger.apply(pay)  # an id refused for a business reason stays refused
     assert balances(ledger)["merchant:1"] == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("missing_side", ["debit", "credit"])
+def test_an_unknown_account_on_either_side_changes_nothing(
+    ledger: Ledger, missing_side: str
+) -> None:
+    """The account that exists is updated first when its id is lower; the refusal must
+    take that change back, as the refusal's record commits."""
+    bank, wallet, _ = make_accounts(ledger)
+    ledger.apply(TransferRequest("top", bank, wallet, 300, "top_up"))
+    before = balances(ledger)
+    unknown = 9_999
+    debit, credit = (unknown, wallet) if missing_side == "debit" else (wallet, unknown)
+    with pytest.raises(NotFound) as caught:
+        ledger.apply(TransferRequest("lost", debit, credit, 100, "pay_merchant"))
+    assert caught.value.code == "account_not_found" and str(unknown) in caught.value.detail
+    assert balances(ledger) == before and count(ledger) == 1
 
 
 def test_unguarded_account_may_go_below_zero(ledger: Ledger) -> None:
