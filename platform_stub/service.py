@@ -97,10 +97,11 @@ class Platform:
         fares: Fares | None = None,
         keyring_seed: bytes | None = None,
         commit_group_max: int = 1,
+        in_memory: bool = False,
     ) -> Platform:
-        """``commit_group_max`` > 1 only for a simulation's own SQLite file (see
-        ``platform_stub.storage``)."""
-        return cls(open_database(url, commit_group_max), fares, keyring_seed)
+        """``commit_group_max`` > 1 and ``in_memory`` only for a simulation's own SQLite
+        file (see ``platform_stub.storage``)."""
+        return cls(open_database(url, commit_group_max, in_memory), fares, keyring_seed)
 
     def close(self) -> None:
         self.transit.clearing.verifier.close()  # its worker processes, if it started any

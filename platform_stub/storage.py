@@ -21,6 +21,13 @@ usual. Nothing outside the process reads the file mid-run, and a run that crashe
 lost whatever was committed, so answering before the COMMIT changes nothing anyone
 can see; a group whose COMMIT fails raises ``StorageLost`` and the run stops.
 A server never groups: other processes read the file and every answer must be durable.
+
+For the same reason a simulation keeps its ledger in memory (``in_memory``): SQLite
+then writes no log and checkpoints nothing, and a big ledger's pages never leave
+memory. On the ledger of a 100,000-resident run at day 60 (830 MB) a payment's
+transfer took 105-130 us against 190-235 us on the file in WAL mode. ``flush`` and
+``close`` write the database to its file whole (a copy, then a rename): the file holds
+a complete ledger or none, never a half-written one.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -137,11 +144,16 @@ class SqliteDatabase(Database):
     dialect = "sqlite"
 
     def __init__(
-        self, path: Path, busy_timeout_ms: int | None = None, commit_group_max: int = 1
+        self,
+        path: Path,
+        busy_timeout_ms: int | None = None,
+        commit_group_max: int = 1,
+        in_memory: bool = False,
     ) -> None:
         if commit_group_max < 1:
             raise ValueError(f"commit_group_max must be at least 1, not {commit_group_max}")
         self.commit_group_max = commit_group_max
+        self.in_memory = in_memory
         self._grouped = 0  # transactions in the open commit group (0: none open)
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
@@ -153,16 +165,37 @@ class SqliteDatabase(Database):
         self.busy_timeout_ms = busy_timeout_ms
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(
-            self.path,
+            ":memory:" if in_memory else self.path,
             isolation_level=None,
             check_same_thread=False,
             timeout=busy_timeout_ms / 1000,
         )
-        for pragma in SQLITE_PRAGMAS:
-            self._conn.execute(pragma)
+        if in_memory:
+            self._load_file()
+            self._conn.execute("PRAGMA foreign_keys=ON")
+        else:
+            for pragma in SQLITE_PRAGMAS:
+                self._conn.execute(pragma)
         self._conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         self._busy_timeout_set_ms = busy_timeout_ms
-        self.checkpointer = Checkpointer(self.path)
+        self.checkpointer = None if in_memory else Checkpointer(self.path)
+
+    def _load_file(self) -> None:
+        """An in-memory database starts as a copy of the file, if there is one."""
+        if self.path.exists():
+            with closing(sqlite3.connect(self.path)) as source:
+                source.backup(self._conn)
+
+    def _save_file(self) -> None:
+        """Write an in-memory database to its file whole: a copy beside it, then a rename,
+        so the file is always a complete ledger (the old one, or this one)."""
+        partial = self.path.with_name(self.path.name + ".partial")
+        partial.unlink(missing_ok=True)
+        with closing(sqlite3.connect(partial)) as target:
+            self._conn.backup(target)
+        os.replace(partial, self.path)
+        for stale in ("-wal", "-shm"):  # an earlier file's log must not replay over this one
+            self.path.with_name(self.path.name + stale).unlink(missing_ok=True)
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[Tx]:
@@ -229,11 +262,13 @@ class SqliteDatabase(Database):
             ) from exc
 
     def flush(self) -> None:
-        """Commit the open commit group now (no-op without one): before another process
-        reads the file."""
+        """Commit the open commit group, and write an in-memory database to its file:
+        before another process reads the file."""
         with self._lock:
             if self._grouped:
                 self._commit_group(self._conn.cursor())
+            if self.in_memory:
+                self._save_file()
 
     def _begin(self, cur: sqlite3.Cursor, write: bool, deadline: float | None) -> None:
         """Begin, waiting for other processes' write lock only as long as is left of
@@ -259,7 +294,8 @@ class SqliteDatabase(Database):
 
     def close(self) -> None:
         self.flush()
-        self.checkpointer.stop()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         with self._lock:
             self._conn.close()
 
@@ -389,14 +425,18 @@ def now_us() -> int:
     return time.time_ns() // 1_000
 
 
-def open_database(url: str, commit_group_max: int = 1) -> Database:
+def open_database(url: str, commit_group_max: int = 1, in_memory: bool = False) -> Database:
     """Open ``sqlite:///path``, a bare file path, or ``postgresql://...``.
-    ``commit_group_max`` > 1 groups commits (SQLite only; see the module docstring)."""
+    ``commit_group_max`` > 1 groups commits and ``in_memory`` keeps the ledger in memory
+    until close (SQLite only, for a simulation's own file; see the module docstring)."""
     if url.startswith(("postgresql://", "postgres://")):
-        if commit_group_max != 1:
-            raise ValueError("commit groups are for an in-process SQLite file, not PostgreSQL")
+        if commit_group_max != 1 or in_memory:
+            raise ValueError(
+                "commit groups and in-memory ledgers are for an in-process SQLite file,"
+                " not PostgreSQL"
+            )
         return PostgresDatabase(url)
     if "://" in url and not url.startswith("sqlite:///"):
         raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://")
     path = Path(url.removeprefix("sqlite:///"))
-    return SqliteDatabase(path, commit_group_max=commit_group_max)
+    return SqliteDatabase(path, commit_group_max=commit_group_max, in_memory=in_memory)

@@ -1,5 +1,5 @@
-"""Commit groups: an in-process run's transactions share COMMITs, and nothing else
-changes (platform_stub/storage.py)."""
+"""An in-process run's storage (platform_stub/storage.py): transactions share COMMITs
+(commit groups), the ledger stays in memory until close, and nothing else changes."""
 
 from __future__ import annotations
 
@@ -104,13 +104,58 @@ def test_commit_groups_are_refused_for_postgresql_and_below_one() -> None:
         SqliteDatabase(Path("unused.db"), commit_group_max=0)
 
 
-def test_a_run_gives_the_same_results_with_and_without_commit_groups(
+def test_an_in_memory_ledger_reaches_its_file_whole_on_flush_and_close(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    db = SqliteDatabase(path, commit_group_max=4, in_memory=True)
+    try:
+        with db.transaction() as tx:
+            tx.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        for value in ("a", "b", "c", "d", "e"):
+            _insert(db, value)  # two groups commit, in memory only
+        assert not path.exists()
+        with pytest.raises(RuntimeError), db.transaction() as tx:
+            tx.execute("INSERT INTO t (v) VALUES ('undone')")
+            raise RuntimeError("refused half way")
+        db.flush()
+        assert _seen_elsewhere(path) == ["a", "b", "c", "d", "e"]
+        _insert(db, "f")
+        assert _seen_elsewhere(path) == ["a", "b", "c", "d", "e"]  # until the next flush
+    finally:
+        db.close()
+    assert _seen_elsewhere(path) == ["a", "b", "c", "d", "e", "f"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.db"]  # no partial copy
+
+
+def test_an_in_memory_ledger_starts_from_its_file_and_replaces_it(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    first = _db(tmp_path, 1)
+    _insert(first, "earlier")
+    first.close()
+    stale_log = path.with_name("ledger.db-wal")
+    stale_log.write_bytes(b"not a log of this file")  # a crashed process's leftovers
+    db = SqliteDatabase(path, in_memory=True)
+    try:
+        assert _seen_here(db) == ["earlier"]
+        _insert(db, "later")
+    finally:
+        db.close()
+    assert not stale_log.exists()
+    assert _seen_elsewhere(path) == ["earlier", "later"]
+
+
+def test_in_memory_ledgers_are_refused_for_postgresql() -> None:
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        open_database("postgresql://127.0.0.1/test", in_memory=True)
+
+
+def test_a_run_gives_the_same_results_on_the_file_alone_and_grouped_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scenario = load_scenario(TINY)
     frames = {}
-    for group in (1, runner.COMMIT_GROUP_MAX):
+    for group, in_memory in ((1, False), (runner.COMMIT_GROUP_MAX, True)):
         monkeypatch.setattr(runner, "COMMIT_GROUP_MAX", group)
+        monkeypatch.setattr(runner, "LEDGER_IN_MEMORY", in_memory)
         folder = tmp_path / f"group{group}"
         result = runner.run_scenario(scenario, folder, console=Console(quiet=True))
         assert result.summary["ledger"]["audit_ok"]
