@@ -56,7 +56,7 @@ from platform_stub.ledger_rules import (
     transfer_values,
     validate,
 )
-from platform_stub.storage import Database, Tx, now_us
+from platform_stub.storage import Database, Tx, marks, now_us
 
 __all__ = [  # what callers import from here; the rules live in ledger_rules
     "AMOUNT_FEN_MAX",
@@ -109,6 +109,18 @@ class Ledger:
 
     def accounts(self, tx: Tx) -> list[Account]:
         return [Account(*r) for r in tx.all(f"SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id")]
+
+    def accounts_in_credit(self, tx: Tx, kinds: Sequence[str]) -> list[Account]:
+        """Accounts of ``kinds`` with a positive balance, in id order: what settlement
+        pays out, found by the database rather than by reading every wallet."""
+        return [
+            Account(*r)
+            for r in tx.all(
+                f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE kind IN ({marks(kinds)})"
+                " AND credits_posted - debits_posted - debits_pending > 0 ORDER BY id",
+                kinds,
+            )
+        ]
 
     # -- transfers --------------------------------------------------------------
 

@@ -133,9 +133,7 @@ class Settlement:
         """Move each payee's whole balance to its bank; returns account name -> fen."""
         bank = self.ledger.create_account(tx, PAYOUT_ACCOUNT, "bank", 0)
         payouts: dict[str, int] = {}
-        for account in self.ledger.accounts(tx):
-            if account.kind not in PAYEE_KINDS or account.balance_fen <= 0:
-                continue
+        for account in self.ledger.accounts_in_credit(tx, PAYEE_KINDS):
             self.ledger.transfer(
                 tx,
                 TransferRequest(
@@ -152,15 +150,20 @@ class Settlement:
 
 def _positions(tx: Tx, first_seq: int, last_seq: int, payouts: dict[str, int]) -> list[Position]:
     posted = f"(t.flags = 0 OR t.flags = {POST_PENDING}) AND t.kind != '{PAYOUT_KIND}'"
+    # Each side summed over the window's transfers (one range scan each), then the
+    # accounts that took part looked up by id: joining every account to its transfers
+    # read the debit and credit indexes once per account, 100,000 times a day in a city.
+    side = (
+        "SELECT {col} AS account_id, SUM(CASE WHEN {posted} THEN t.amount_fen ELSE 0 END)"
+        " AS fen FROM transfers t WHERE t.seq BETWEEN ? AND ? GROUP BY {col}"
+    )
     rows = tx.all(
-        "SELECT a.name, a.kind,"
-        f" COALESCE(SUM(CASE WHEN t.debit_account_id = a.id AND {posted}"
-        " THEN t.amount_fen ELSE 0 END), 0),"
-        f" COALESCE(SUM(CASE WHEN t.credit_account_id = a.id AND {posted}"
-        " THEN t.amount_fen ELSE 0 END), 0)"
-        " FROM accounts a JOIN transfers t"
-        " ON (t.debit_account_id = a.id OR t.credit_account_id = a.id)"
-        " AND t.seq BETWEEN ? AND ? GROUP BY a.id, a.name, a.kind ORDER BY a.id",
-        (first_seq, last_seq),
+        f"WITH d AS ({side.format(col='t.debit_account_id', posted=posted)}),"
+        f" c AS ({side.format(col='t.credit_account_id', posted=posted)})"
+        " SELECT a.name, a.kind, COALESCE(d.fen, 0), COALESCE(c.fen, 0) FROM accounts a"
+        " LEFT JOIN d ON d.account_id = a.id LEFT JOIN c ON c.account_id = a.id"
+        " WHERE a.id IN (SELECT account_id FROM d UNION SELECT account_id FROM c)"
+        " ORDER BY a.id",
+        (first_seq, last_seq, first_seq, last_seq),
     )
     return [Position(name, kind, int(d), int(c), payouts.get(name, 0)) for name, kind, d, c in rows]
