@@ -301,11 +301,11 @@ _NO_DELTAS = Deltas(pending=0, posted=0)
 
 
 def _move_and_check(tx: Tx, debit_id: int, credit_id: int, d: Deltas) -> None:
-    """Apply ``d`` to both accounts, then check their limits on what they became: one
-    statement an account, where a locking read and an update took three in all. The
-    updates lock the rows in id order (no deadlock between two transfers in opposite
-    directions). A refusal takes the change back before it is raised: the caller
-    commits the refusal's record in the same transaction."""
+    """Apply ``d`` to both accounts, then check their limits on what they became: two
+    statements (an UPDATE ... RETURNING each) where a locking read and two updates took
+    three. The updates lock the rows in id order, so two transfers in opposite
+    directions cannot deadlock. A refusal takes the change back before it is raised:
+    the caller commits the refusal's record in the same transaction."""
     after: dict[str, Account] = {}
     for account_id, side in sorted(((debit_id, "debits"), (credit_id, "credits"))):
         row = tx.one(_SIDE_SQL[side], (d.pending, d.posted, account_id))
