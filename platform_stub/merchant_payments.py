@@ -97,8 +97,10 @@ class MerchantPayments:
         """Price, pay, discount; the caller found the order's transfer id untried in
         ``tx`` and read the ``campaigns``."""
         payer, amount_fen = order.payer, order.amount_fen
-        day = self.platform.clock().date()
-        offer = self.promotions.offer(tx, payer.id, order.mcc, amount_fen, day, campaigns)
+        offer, day = None, None
+        if campaigns:  # the day matters only to a campaign
+            day = self.platform.clock().date()
+            offer = self.promotions.offer(tx, payer.id, order.mcc, amount_fen, day, campaigns)
         discount = offer[1] if offer else 0
         paid_fen = 0
         if amount_fen > discount:
