@@ -2,7 +2,7 @@
 
 run folder/
   scenario.resolved.toml   exactly what ran, seed included
-  ledger.db                the platform's SQLite ledger (in-process runs)
+  ledger.db                the platform's SQLite ledger (in-process runs; saved at the end)
   events.parquet           one row per platform call
   daily.parquet            one row per simulated day
   summary.json             headline figures (see ``summarise``)
@@ -78,7 +78,8 @@ def run_scenario(
     """Simulate ``scenario`` against a fresh platform and write the run folder.
 
     With ``platform_url`` the agents call a running server over HTTP; otherwise the
-    platform runs in-process on ``ledger.db`` inside the run folder.
+    platform runs in-process, its ledger in memory and saved as ``ledger.db`` inside
+    the run folder when the run ends.
     """
     seed = scenario.seed if seed is None else seed
     scenario = scenario.model_copy(update={"seed": seed})
