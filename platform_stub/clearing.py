@@ -312,43 +312,33 @@ class _BatchClearing:
 
     def _clear(self, tap: UploadedTap, check: VerifiedTap | str) -> TapOutcome:
         if isinstance(check, str):
-            return self._rejected(tap, _fallback_tap_id(tap.code), None, None, check)
+            return self._outcome(tap, _fallback_tap_id(tap.code), None, None, check)
         verified = check
+        ident = (verified.tap_id, verified.card_id, verified.timestamp_s)
         first_reader = self.first_readers.get(verified.tap_id)
         if first_reader is not None:
-            return self._rejected(tap, *_ident(verified), "replayed_code", first_reader)
+            return self._outcome(tap, *ident, "replayed_code", first_reader_id=first_reader)
         card = self.cards.get(verified.card_id)
         if _revoked(card, verified):
-            return self._rejected(tap, *_ident(verified), "card_revoked")
-        fare, wallet, credit, promo = self._charge(verified, card)
+            return self._outcome(tap, *ident, "card_revoked")
+        amounts = self._charge(verified, card)
         self.first_readers[verified.tap_id] = self.reader.reader_id
         self.batch_rides.setdefault(verified.card_id, []).append(verified.timestamp_s)
-        return TapOutcome(
-            reader_id=self.reader.reader_id,
-            reader_seq=tap.reader_seq,
-            tap_id=verified.tap_id,
-            card_id=verified.card_id,
-            tapped_at_s=verified.timestamp_s,
-            scanned_at_s=tap.scanned_at_s,
-            batch_id=self.batch_id,
-            outcome="cleared",
-            reason=None,
-            fare_fen=fare,
-            wallet_fen=wallet,
-            credit_fen=credit,
-            promo_fen=promo,
-            first_reader_id=None,
-        )
+        return self._outcome(tap, *ident, None, amounts)
 
-    def _rejected(
+    def _outcome(
         self,
         tap: UploadedTap,
         tap_id: str,
         card_id: int | None,
         tapped_at_s: int | None,
-        reason: str,
+        reason: str | None,
+        amounts: tuple[int, int, int, int] = (0, 0, 0, 0),
         first_reader_id: str | None = None,
     ) -> TapOutcome:
+        """The tap's outcome row: cleared when there is no ``reason``, else rejected with
+        it; ``amounts`` are what ``_charge`` moved (fare, wallet, credit, promotion)."""
+        fare, wallet, credit, promo = amounts
         return TapOutcome(
             reader_id=self.reader.reader_id,
             reader_seq=tap.reader_seq,
@@ -357,12 +347,12 @@ class _BatchClearing:
             tapped_at_s=tapped_at_s,
             scanned_at_s=tap.scanned_at_s,
             batch_id=self.batch_id,
-            outcome="rejected",
+            outcome="cleared" if reason is None else "rejected",
             reason=reason,
-            fare_fen=0,
-            wallet_fen=0,
-            credit_fen=0,
-            promo_fen=0,
+            fare_fen=fare,
+            wallet_fen=wallet,
+            credit_fen=credit,
+            promo_fen=promo,
             first_reader_id=first_reader_id,
         )
 
@@ -439,11 +429,6 @@ class _BatchClearing:
 
 _LEG_KINDS = ("fare", "fare_on_credit", "promo")
 _CARD_COLUMNS = ", ".join(f.name for f in fields(buscards.BusCard))
-def _ident(verified: VerifiedTap) -> tuple[str, int, int]:
-    """The tap id, card and tap time of a verified tap, as its outcome row names them."""
-    return verified.tap_id, verified.card_id, verified.timestamp_s
-
-
 def _revoked(card: buscards.BusCard | None, verified: VerifiedTap) -> bool:
     """Revoked before the ride (a debtor's card is listed but still charged)."""
     return card is None or (

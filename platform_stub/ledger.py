@@ -326,13 +326,6 @@ def _take_back(tx: Tx, moved: dict[str, Account], d: Deltas) -> None:
 
 
 def _update_balances(tx: Tx, debit_id: int, credit_id: int, d: Deltas) -> None:
-    tx.execute(
-        "UPDATE accounts SET debits_pending = debits_pending + ?,"
-        " debits_posted = debits_posted + ? WHERE id = ?",
-        (d.pending, d.posted, debit_id),
-    )
-    tx.execute(
-        "UPDATE accounts SET credits_pending = credits_pending + ?,"
-        " credits_posted = credits_posted + ? WHERE id = ?",
-        (d.pending, d.posted, credit_id),
-    )
+    """Apply ``d`` to both accounts, already locked and checked (posting or voiding)."""
+    for account_id, side in ((debit_id, "debits"), (credit_id, "credits")):
+        tx.execute(_SIDE_SQL[side], (d.pending, d.posted, account_id))
