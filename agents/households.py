@@ -9,11 +9,11 @@ by phone, paying the provider in cash (DOMAIN.md: a home physio visit, 30 RMB).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from platform_stub.frozen import frozen
 from scenarios.schema import SEGMENTS
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ BILLER_NAMES = ("武汉水务", "国网武汉供电", "武汉天然气")
 DAY_HOURS_MIN = (9 * 60, 20 * 60)
 
 
-@dataclass(frozen=True)
+@frozen
 class Provider:
     """A biller, or a community-service provider with the one service it offers."""
 

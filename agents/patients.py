@@ -19,10 +19,11 @@ So the expected saving is ``payments_per_visit x payment_queue_min``: 3 x 17.5 =
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from platform_stub.frozen import frozen
 
 if TYPE_CHECKING:
     from agents.model import CityModel
@@ -32,7 +33,7 @@ ITEMS = ("consultation", "lab", "pharmacy", "imaging", "treatment")
 VISIT_OPENS_MIN = (8 * 60, 16 * 60)
 
 
-@dataclass(frozen=True)
+@frozen
 class Hospital:
     index: int
     participant_id: int

@@ -12,13 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import polars as pl
 
 from platform_stub.exceptions import PlatformError
+from platform_stub.frozen import frozen
 
 T = TypeVar("T")
 
@@ -37,7 +37,7 @@ EVENT_SCHEMA = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Outcome:
     """What one platform call returned: its value, or the refusal's stable code."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from platform_stub.frozen import frozen
 from platform_stub.ledger import (
     CREDITS_MUST_NOT_EXCEED_DEBITS,
     DEBITS_MUST_NOT_EXCEED_CREDITS,
@@ -21,7 +22,7 @@ from platform_stub.storage import Database, Tx
 EXAMPLES_MAX = 5
 
 
-@dataclass(frozen=True)
+@frozen
 class Check:
     name: str
     ok: bool

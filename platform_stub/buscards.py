@@ -9,8 +9,7 @@ versions, so readers fetch only what changed since the version they hold.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from platform_stub.frozen import frozen
 from platform_stub.ledger import Account, Ledger, TransferRequest
 from platform_stub.storage import Tx
 
@@ -30,7 +29,7 @@ SCHEMA = [
 ]
 
 
-@dataclass(frozen=True)
+@frozen
 class BusCard:
     card_id: int
     participant_id: int
@@ -40,7 +39,7 @@ class BusCard:
     revoked_at_s: int | None
 
 
-@dataclass(frozen=True)
+@frozen
 class DenyDelta:
     """Changes after ``since``; ``version`` is what the reader holds once applied."""
 

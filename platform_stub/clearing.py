@@ -20,11 +20,12 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from itertools import chain
 
 from platform_stub import buscards
 from platform_stub.exceptions import InvalidRequest, PlatformError, Rejected
+from platform_stub.frozen import frozen
 from platform_stub.ledger import Ledger, LedgerBatch, TransferRequest
 from platform_stub.storage import Tx, in_chunks, marks, now_us, rows_in
 from platform_stub.transit.verify import (
@@ -60,7 +61,7 @@ _OUTCOME_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class Fares:
     """How rides are priced; part of the platform's configuration."""
 
@@ -70,14 +71,14 @@ class Fares:
     free_ride_dates: frozenset[dt.date] = field(default_factory=frozenset)
 
 
-@dataclass(frozen=True)
+@frozen
 class UploadedTap:
     reader_seq: int
     code: str
     scanned_at_s: int
 
 
-@dataclass(frozen=True)
+@frozen
 class TapOutcome:
     reader_id: str
     reader_seq: int
@@ -95,7 +96,7 @@ class TapOutcome:
     first_reader_id: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class Reader:
     reader_id: str
     operator_account_id: int

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import functools
 import io
-from dataclasses import dataclass
 
 import segno
 
 from platform_stub.exceptions import QrInvalid
+from platform_stub.frozen import frozen
 
 PLATFORM_GUID = "city.cashless.pay"
 CURRENCY_CNY = "156"
@@ -47,7 +47,7 @@ def crc16_ccitt_false(data: bytes) -> int:
     return crc
 
 
-@dataclass(frozen=True)
+@frozen
 class MerchantCode:
     merchant_id: str
     name: str

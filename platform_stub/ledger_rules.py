@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 
 from platform_stub.exceptions import InvalidRequest, Rejected
+from platform_stub.frozen import frozen
 
 DEBITS_MUST_NOT_EXCEED_CREDITS = 1
 CREDITS_MUST_NOT_EXCEED_DEBITS = 2
@@ -30,7 +30,7 @@ CONFLICT_RETRIES_MAX = 3  # a racing retry of one id loses once, then finds the 
 AMOUNT_FEN_MAX = 10**15
 
 
-@dataclass(frozen=True)
+@frozen
 class Account:
     id: int
     name: str
@@ -47,7 +47,7 @@ class Account:
         return self.credits_posted - self.debits_posted - self.debits_pending
 
 
-@dataclass(frozen=True)
+@frozen
 class TransferRequest:
     id: str
     debit_account_id: int
@@ -70,7 +70,7 @@ class TransferRequest:
         return hashlib.sha256(compact_json(body).encode()).hexdigest()[:32]
 
 
-@dataclass(frozen=True)
+@frozen
 class Transfer:
     seq: int
     id: str
@@ -138,7 +138,7 @@ def schema(dialect: str) -> list[str]:
     ]
 
 
-@dataclass(frozen=True)
+@frozen
 class Deltas:
     """Change to both sides' pending and posted columns (debit side mirrors credit side)."""
 

@@ -8,10 +8,10 @@ id, less any campaign discount, announced to the payment listeners.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from platform_stub.exceptions import PlatformError, StorageUnavailable
+from platform_stub.frozen import frozen
 from platform_stub.ledger import CONFLICT_RETRIES_MAX, TransferRequest
 from platform_stub.promotions import Campaign
 from platform_stub.records import Participant, Payment, Receipt, check_request_id
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from platform_stub.service import Platform
 
 
-@dataclass(frozen=True)
+@frozen
 class _Order:
     """A payment to a merchant as asked: who pays, what kind, the ledger id it gets, to
     which merchant account, how much and under which merchant category code."""

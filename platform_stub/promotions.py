@@ -14,9 +14,9 @@ Free-ride days on the bus are the transit side of the same idea (see clearing).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from platform_stub.exceptions import InvalidRequest, Rejected
+from platform_stub.frozen import frozen
 from platform_stub.ledger import DEBITS_MUST_NOT_EXCEED_CREDITS, Ledger, TransferRequest
 from platform_stub.storage import Database, Tx
 
@@ -38,7 +38,7 @@ SCHEMA = [
 ]
 
 
-@dataclass(frozen=True)
+@frozen
 class Campaign:
     id: int
     name: str

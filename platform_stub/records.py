@@ -8,14 +8,13 @@ the whole platform; ``platform_stub.service`` re-exports them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from platform_stub.exceptions import InvalidRequest
+from platform_stub.frozen import frozen
 
 REQUEST_ID_CHARS_MAX = 64
 
 
-@dataclass(frozen=True)
+@frozen
 class Participant:
     id: int
     kind: str
@@ -23,7 +22,7 @@ class Participant:
     account_id: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Registration:
     participant_id: int
     token: str
@@ -31,7 +30,7 @@ class Registration:
     collection_code: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Receipt:
     """What a money move did. ``amount_fen`` is what the payer paid; a campaign paid
     ``discount_fen`` on top, so the merchant received their sum."""
@@ -43,7 +42,7 @@ class Receipt:
     discount_fen: int = 0
 
 
-@dataclass(frozen=True)
+@frozen
 class Payment:
     """A payment a merchant received; listeners (announcements, promotions) get these."""
 
@@ -53,7 +52,7 @@ class Payment:
     kind: str
 
 
-@dataclass(frozen=True)
+@frozen
 class StatementLine:
     transfer_id: str
     kind: str

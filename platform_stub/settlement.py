@@ -12,11 +12,11 @@ States: OPEN -> SETTLED (closing and paying out are one transaction here).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from platform_stub.frozen import frozen
 from platform_stub.ledger import POST_PENDING, Ledger, TransferRequest
 from platform_stub.storage import Tx, now_us
 
@@ -29,7 +29,7 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS settlement_windows (
     closed_at_us BIGINT, first_seq BIGINT NOT NULL, last_seq BIGINT)"""
 
 
-@dataclass(frozen=True)
+@frozen
 class Position:
     account: str
     kind: str
@@ -42,7 +42,7 @@ class Position:
         return self.credits_fen - self.debits_fen
 
 
-@dataclass(frozen=True)
+@frozen
 class SettlementReport:
     window_id: int
     first_seq: int

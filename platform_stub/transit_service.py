@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from platform_stub import buscards, clearing
 from platform_stub.clearing import Clearing, Fares, Reader, TapOutcome, UploadedTap
 from platform_stub.exceptions import Forbidden, InvalidRequest, NotFound
+from platform_stub.frozen import frozen
 from platform_stub.storage import Tx
 from platform_stub.transit.credential import Credential, issue_credential
 from platform_stub.transit.keys import PlatformKeyring
@@ -27,7 +27,7 @@ CREDENTIAL_LIFETIME_S = 365 * 24 * 3600
 KEYRING_SCHEMA = "CREATE TABLE IF NOT EXISTS platform_keyring (id INTEGER PRIMARY KEY, ring TEXT)"
 
 
-@dataclass(frozen=True)
+@frozen
 class TransitMetrics:
     taps: int
     cleared: int

@@ -25,7 +25,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated
 
 import anyio
@@ -37,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 from platform_stub.api import Token
 from platform_stub.exceptions import Busy, InvalidRequest
 from platform_stub.features.paycodes import merchant_of
+from platform_stub.frozen import frozen
 from platform_stub.openapi_errors import errors
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ _LATEST_SQL = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class Announcement:
     """One received payment, as the stall's speaker says it; ``seq`` orders them."""
 
@@ -160,7 +161,7 @@ class _StreamThenRelease(StreamingResponse):
             self._on_close()
 
 
-@dataclass(frozen=True)
+@frozen
 class _Stream:
     account_id: int
     after_seq: int

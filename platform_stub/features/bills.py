@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import FastAPI, Path, Query
@@ -49,6 +49,7 @@ from platform_stub.exceptions import (
     StorageUnavailable,
 )
 from platform_stub.features.paycodes import check_request, create_tables
+from platform_stub.frozen import frozen
 from platform_stub.ledger import CONFLICT_RETRIES_MAX, Transfer, TransferRequest
 from platform_stub.openapi_errors import errors
 from platform_stub.records import check_request_id
@@ -90,7 +91,7 @@ _BILL_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class Bill:
     """A bill as its resident and its biller see it. ``state`` is "due" or "paid"."""
 
@@ -113,7 +114,7 @@ class Bill:
         })
 
 
-@dataclass(frozen=True)
+@frozen
 class BillHistory:
     """A resident's bill record, as the credit score reads it."""
 

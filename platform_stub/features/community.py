@@ -22,7 +22,7 @@ Limits: a price is at most ``PRICE_FEN_MAX``; lists return at most ``PAGE_MAX`` 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, Query
@@ -43,6 +43,7 @@ from platform_stub.features.bills import (
     retrying,
 )
 from platform_stub.features.paycodes import create_tables
+from platform_stub.frozen import frozen
 from platform_stub.ledger import TransferRequest
 from platform_stub.openapi_errors import errors
 from platform_stub.records import check_request_id
@@ -73,7 +74,7 @@ SCHEMA = [
 _BOOKING_COLUMNS = "id, service_id, provider_id, resident_id, price_fen, transfer_id"
 
 
-@dataclass(frozen=True)
+@frozen
 class Offer:
     """A published service: what a resident can book, and its price."""
 
@@ -83,7 +84,7 @@ class Offer:
     price_fen: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Booking:
     id: int
     service_id: int

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -55,6 +55,7 @@ from platform_stub.exceptions import InvalidRequest
 from platform_stub.features import bills, hospital
 from platform_stub.features.bills import count_rows, participant_of_kind, retrying
 from platform_stub.features.paycodes import create_tables
+from platform_stub.frozen import frozen
 from platform_stub.openapi_errors import errors
 from platform_stub.storage import Tx
 
@@ -95,7 +96,7 @@ SCHEMA = [
 ]
 
 
-@dataclass(frozen=True)
+@frozen
 class CreditScore:
     """The score and the points each rule gave or took (see the module docstring)."""
 

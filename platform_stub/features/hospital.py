@@ -50,7 +50,7 @@ many holds one resident can have open.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, Path
@@ -71,6 +71,7 @@ from platform_stub.features.bills import (
     retrying,
 )
 from platform_stub.features.paycodes import create_tables
+from platform_stub.frozen import frozen
 from platform_stub.ledger import (
     PENDING,
     POST_PENDING,
@@ -113,7 +114,7 @@ _VISIT_COLUMNS = "id, hospital_id, resident_id, mode, state, hold_fen, hold_id, 
 _CHARGE_COLUMNS = "id, visit_id, item, amount_fen, state, transfer_id"
 
 
-@dataclass(frozen=True)
+@frozen
 class Charge:
     """One item on a visit's bill. ``state``: held (pay later, paid at finalize), due,
     paid, or waived (the visit was cancelled before it was paid)."""
@@ -126,7 +127,7 @@ class Charge:
     transfer_id: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class Visit:
     """``mode`` is pay_later or pay_now; ``state`` open, finalized or cancelled;
     ``bill_fen`` sums the charges not waived; ``settled_fen`` is what the hospital has
@@ -147,7 +148,7 @@ class Visit:
         return cls(**data | {"charges": [Charge(**c) for c in data["charges"]]})
 
 
-@dataclass(frozen=True)
+@frozen
 class _Row:
     id: int
     hospital_id: int

@@ -30,7 +30,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -46,6 +46,7 @@ from platform_stub.exceptions import (
     Rejected,
     StorageUnavailable,
 )
+from platform_stub.frozen import frozen
 from platform_stub.ledger import CONFLICT_RETRIES_MAX
 from platform_stub.openapi_errors import errors
 from platform_stub.service import Participant, Receipt
@@ -80,7 +81,7 @@ SCHEMA = [
 _REFUSAL_BY_STATE = {"used": "paycode_used", "superseded": "paycode_superseded"}
 
 
-@dataclass(frozen=True)
+@frozen
 class PayCode:
     """A code to show, and when it stops working (platform clock, ms since the epoch)."""
 
@@ -88,7 +89,7 @@ class PayCode:
     expires_at_ms: int
 
 
-@dataclass(frozen=True)
+@frozen
 class _Code:
     id: int
     participant_id: int
@@ -97,7 +98,7 @@ class _Code:
     code_hash: str
 
 
-@dataclass(frozen=True)
+@frozen
 class _Charge:
     code_hash: str
     payer_id: int

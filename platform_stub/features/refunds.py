@@ -24,7 +24,7 @@ SQLite's single writer serialises them anyway).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -39,6 +39,7 @@ from platform_stub.exceptions import (
     StorageUnavailable,
 )
 from platform_stub.features.paycodes import check_request, create_tables, merchant_of
+from platform_stub.frozen import frozen
 from platform_stub.ledger import (
     AMOUNT_FEN_MAX,
     CONFLICT_RETRIES_MAX,
@@ -64,14 +65,14 @@ SCHEMA = [
 ]
 
 
-@dataclass(frozen=True)
+@frozen
 class _Payment:
     id: str
     payer_account_id: int
     amount_fen: int
 
 
-@dataclass(frozen=True)
+@frozen
 class _Refund:
     payment_id: str
     amount_fen: int

@@ -25,11 +25,11 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from platform_stub.exceptions import TapRejected
+from platform_stub.frozen import frozen
 from platform_stub.transit.base45 import b45decode, b45encode
 from platform_stub.transit.credential import (
     CREDENTIAL_BYTES,
@@ -47,7 +47,7 @@ CODE_CHARS = CODE_BYTES // 2 * 3 + (2 if CODE_BYTES % 2 else 0)
 _CONTEXT = b"cashless-city/transit-code/v1\x00"
 
 
-@dataclass(frozen=True)
+@frozen
 class OfflineCode:
     credential: Credential
     timestamp_s: int

@@ -24,12 +24,12 @@ import hashlib
 import struct
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 
 from platform_stub.exceptions import TapRejected
+from platform_stub.frozen import frozen
 from platform_stub.transit.keys import PlatformKeyring
 
 CREDENTIAL_VERSION = 1
@@ -49,7 +49,7 @@ _LIMITS = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Credential:
     key_id: int
     card_id: int

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from itertools import islice
 from typing import Literal
 
 from platform_stub.exceptions import TapRejected
+from platform_stub.frozen import frozen
 from platform_stub.transit.code import encode_code_text
 from platform_stub.transit.credential import CredentialCache
 from platform_stub.transit.verify import CLOCK_SKEW_S, CODE_MAX_AGE_S, VerifiedTap, verify_tap
@@ -38,7 +38,7 @@ REPLAY_IDS_MAX = 4_096  # far more codes than one door sees in REPLAY_WINDOW_S
 DenyDeltaOutcome = Literal["applied", "stale", "gap"]
 
 
-@dataclass(frozen=True)
+@frozen
 class TapRecord:
     """One accepted tap as the reader stores and uploads it."""
 
@@ -49,7 +49,7 @@ class TapRecord:
     seq: int  # the reader's own sequence number, from 1, one per accepted tap
 
 
-@dataclass(frozen=True)
+@frozen
 class Batch:
     """The oldest queued taps, sent as one upload; resent unchanged until acknowledged."""
 
@@ -58,7 +58,7 @@ class Batch:
     taps: tuple[TapRecord, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class ScanResult:
     """What the reader shows the rider: the stored tap, or why the code was refused."""
 

@@ -26,9 +26,9 @@ import time
 from collections.abc import Container, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 
 from platform_stub.exceptions import TapRejected
+from platform_stub.frozen import frozen
 from platform_stub.transit.code import OfflineCode, decode_code_text, parse_code, tap_id
 from platform_stub.transit.credential import Credential, CredentialCache, verify_credential
 
@@ -47,7 +47,7 @@ CLEARING_SKEW_S = CLOCK_SKEW_S + READER_CLOCK_DRIFT_S
 CLEARING_MAX_AGE_S = CODE_MAX_AGE_S + READER_CLOCK_DRIFT_S
 
 
-@dataclass(frozen=True)
+@frozen
 class VerifiedTap:
     tap_id: str
     card_id: int
