@@ -9,12 +9,14 @@ same dataclass (repr, eq, hash, immutability, ``dataclasses.replace``, pickling)
 swaps ``__init__`` for one that fills the instance's ``__dict__`` in one step.
 
 Classes it cannot speed up keep dataclass's own ``__init__``: those with
-``__post_init__``, ``default_factory`` fields, init-only or keyword-only fields, or slots.
+``__post_init__``, ``default_factory``, ``init=False``, init-only or keyword-only
+fields, or slots.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -31,8 +33,10 @@ def frozen(cls: type[T]) -> type[T]:
     return cls
 
 
-def _fast_init(cls: type) -> object | None:
-    fields = [f for f in dataclasses.fields(cls) if f.init]
+def _fast_init(cls: type) -> Callable[..., None] | None:
+    """An ``__init__`` that stores its arguments in ``__dict__``; None when the class's
+    ``__init__`` does more than that."""
+    fields = dataclasses.fields(cls)
     if not _plain(cls, fields):
         return None
     params, defaults = [], {}
@@ -49,15 +53,13 @@ def _fast_init(cls: type) -> object | None:
     return namespace["__init__"]
 
 
-def _plain(cls: type, fields: list[dataclasses.Field]) -> bool:
+def _plain(cls: type, fields: tuple[dataclasses.Field, ...]) -> bool:
     """True when ``__init__`` only stores its arguments (what the fast one does)."""
-    every = dataclasses.fields(cls)
     return (
         not hasattr(cls, "__post_init__")
         and "__slots__" not in cls.__dict__
-        and len(fields) == len(every)
-        and not any(f.default_factory is not dataclasses.MISSING for f in every)
-        and not any(f.kw_only for f in every)
-        and len(every) == len(cls.__dataclass_fields__)  # no InitVar or ClassVar
-        and all(f.name not in ("self", _STATE) for f in every)
+        and all(f.init and not f.kw_only for f in fields)
+        and all(f.default_factory is dataclasses.MISSING for f in fields)
+        and len(fields) == len(cls.__dataclass_fields__)  # no InitVar or ClassVar
+        and all(f.name not in ("self", _STATE) for f in fields)
     )
