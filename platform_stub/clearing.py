@@ -274,35 +274,34 @@ class _BatchClearing:
         if self.promo_id is not None:
             accounts.add(self.promo_id)
         self.money.lock(accounts)
-        # A tap's legs exist only if the tap was cleared, and a cleared tap is a replay
-        # (``first_readers``), never charged again: the legs of the rest are untried.
-        self.money.untried(
-            f"tap:{v.tap_id}:{kind}"
-            for v in verified
-            if v.tap_id not in self.first_readers
-            for kind in _LEG_KINDS
-        )
         self.money.recall([f"batch:{self.batch_id}"])
 
     def _load_rides(self, verified: list[VerifiedTap]) -> None:
         """Each card's cleared rides stored before this batch, over a window that covers
-        every transfer window the taps so far need (widened and re-read when a later
-        chunk needs more). This batch's own rides are kept apart in ``batch_rides``."""
+        every transfer window the taps so far need. A new card is read over the whole
+        window; when a later chunk widens it, the cards read before get only the added
+        slices. This batch's own rides are kept apart in ``batch_rides`` (and are not in
+        the table before the batch ends)."""
         if not verified:
             return
         low = min(v.timestamp_s for v in verified) - self.fares.transfer_window_s
         high = max(v.timestamp_s for v in verified)
         if self.window is not None:
-            low, high = min(low, self.window[0]), max(high, self.window[1])
-        widened = self.window != (low, high)
-        card_ids = sorted(
-            {v.card_id for v in verified if widened or v.card_id not in self.stored_rides}
-        )
-        if widened:  # every card read so far is read again over the wider window
-            card_ids = sorted(set(card_ids) | self.stored_rides.keys())
+            old_low, old_high = self.window
+            low, high = min(low, old_low), max(high, old_high)
+            old_cards = sorted(self.stored_rides)
+            self._read_rides(old_cards, low, old_low)
+            self._read_rides(old_cards, old_high, high)
         self.window = (low, high)
-        for card_id in card_ids:
+        new_cards = sorted({v.card_id for v in verified} - self.stored_rides.keys())
+        for card_id in new_cards:
             self.stored_rides[card_id] = []
+        self._read_rides(new_cards, low, high)
+
+    def _read_rides(self, card_ids: list[int], low: int, high: int) -> None:
+        """Add the cards' cleared rides with ``low <= tapped_at_s < high``."""
+        if low >= high:
+            return
         for chunk in in_chunks(card_ids):
             for card_id, tapped_at_s in self.tx.all(
                 "SELECT card_id, tapped_at_s FROM tap_outcomes WHERE outcome = 'cleared'"
@@ -359,7 +358,11 @@ class _BatchClearing:
 
     def _charge(self, verified: VerifiedTap, card: buscards.BusCard) -> tuple[int, int, int, int]:
         """Price the ride and move the money: promo budget, then wallet, then credit.
-        Returns (fare, from the wallet, on credit, from the promotion), in fen."""
+        Returns (fare, from the wallet, on credit, from the promotion), in fen.
+
+        The legs are ``untried``: a tap's legs are written only in the transaction that
+        records it cleared, and a cleared tap is a replay (``first_readers``), never
+        charged again."""
         fare = self._price(verified)
         clearing_id = self.clearing._clearing_id
         promo = self._promo_share(verified, fare)
@@ -377,6 +380,7 @@ class _BatchClearing:
                         amount_fen=amount,
                         kind=kind,
                     ),
+                    untried=True,
                 )
         if buscards.credit_line_debt_fen(self.money.account(card.credit_account_id)) > 0:
             buscards.set_listed(self.tx, card.card_id, True, buscards.REASON_DEBT)
@@ -407,6 +411,7 @@ class _BatchClearing:
                     amount_fen=fare,
                     kind="fare_promo",
                 ),
+                untried=True,
             )
         except PlatformError:
             return 0  # budget spent: the campaign has stopped, the rider pays
@@ -428,7 +433,6 @@ class _BatchClearing:
             )
 
 
-_LEG_KINDS = ("fare", "fare_on_credit", "promo")
 _CARD_COLUMNS = ", ".join(f.name for f in fields(buscards.BusCard))
 def _revoked(card: buscards.BusCard | None, verified: VerifiedTap) -> bool:
     """Revoked before the ride (a debtor's card is listed but still charged)."""

@@ -86,23 +86,21 @@ class LedgerBatch:
             ):
                 self._outcomes[row[0]] = (row[1], platform_error(row[2], row[3]))
 
-    def untried(self, transfer_ids: Iterable[str]) -> None:
-        """Take ``transfer_ids`` as never tried, without looking them up: for a caller
-        whose own records prove it (clearing: a tap's legs are written only in the
-        transaction that records the tap cleared, and a cleared tap is never cleared
-        again). The unique id column still refuses a duplicate at ``flush``, which then
-        fails the whole transaction rather than pass silently."""
-        for transfer_id in transfer_ids:
-            self._outcomes.setdefault(transfer_id, None)
+    def transfer(self, request: TransferRequest, untried: bool = False) -> Transfer:
+        """As ``Ledger.transfer``; a new transfer's ``seq`` is 0 until ``flush``.
 
-    def transfer(self, request: TransferRequest) -> Transfer:
-        """As ``Ledger.transfer``; a new transfer's ``seq`` is 0 until ``flush``."""
+        ``untried``: the caller's own records prove the id was never tried, so it is not
+        looked up (clearing: a tap's legs are written only in the transaction that records
+        the tap cleared, and a cleared tap is never cleared again). The unique id column
+        still refuses a duplicate at ``flush``, which then fails the whole transaction
+        rather than pass silently."""
         if request.flags & (POST_PENDING | VOID_PENDING):
             raise AssertionError("posting or voiding a pending transfer needs Ledger.transfer")
         body_hash = request.body_hash()
-        if request.id not in self._outcomes:
+        previous = self._outcomes.get(request.id)
+        if previous is None and not untried and request.id not in self._outcomes:
             self.recall((request.id,))
-        previous = self._outcomes[request.id]
+            previous = self._outcomes[request.id]
         if previous is not None:
             same_body_or_raise(request.id, previous[0], body_hash)
             if isinstance(previous[1], PlatformError):

@@ -8,6 +8,8 @@ decoding to guess). The EU digital COVID certificate uses it for the same reason
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
@@ -57,6 +59,32 @@ def b45decode(text: str) -> bytes:
             raise ValueError(f"base45 group {text[full:]!r} is {number}, too large for 1 byte")
         out += bytes((number,))
     return out
+
+
+def b45decode_many(texts: Sequence[str], length: int) -> list[bytes | None]:
+    """``b45decode`` of every text of ``length`` characters in one numpy product, for
+    clearing's batches (the per-call cost of numpy is most of a single decode). None
+    where a text is not decoded here (another length, a character or group out of
+    range, or ``length`` 0): ``b45decode`` of it gives the result or the reason."""
+    if length % 3 == 1 or length == 0 or not texts:
+        return [None] * len(texts)
+    fits = [isinstance(t, str) and len(t) == length and t.isascii() for t in texts]
+    joined = "".join(t for t, ok in zip(texts, fits, strict=True) if ok).encode("ascii")
+    values = np.frombuffer(joined.translate(_VALUE_OF_BYTE), dtype=np.uint8).reshape(-1, length)
+    full = length - length % 3
+    groups = values[:, :full].reshape(len(values), full // 3, 3).astype(np.uint32) @ _WEIGHTS
+    good = (values != _NOT_BASE45).all(axis=1) & (groups <= 0xFFFF).all(axis=1)
+    rows = groups.astype(">u2")
+    tails: list[bytes] = [b""] * len(values)
+    if full < length:
+        numbers = values[:, full].astype(np.uint32) + values[:, full + 1].astype(np.uint32) * 45
+        good &= numbers <= 0xFF
+        tails = [bytes((n,)) for n in (numbers & 0xFF).tolist()]
+    decoded = iter(
+        row.tobytes() + tail if ok else None
+        for row, tail, ok in zip(rows, tails, good.tolist(), strict=True)
+    )
+    return [next(decoded) if ok else None for ok in fits]
 
 
 def _values(text: str) -> bytes:

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from platform_stub.exceptions import TapRejected
 from platform_stub.frozen import frozen
-from platform_stub.transit.base45 import b45decode, b45encode
+from platform_stub.transit.base45 import b45decode, b45decode_many, b45encode
 from platform_stub.transit.credential import (
     CREDENTIAL_BYTES,
     SIGNATURE_BYTES,
@@ -124,3 +124,9 @@ def decode_code_text(text: str) -> bytes:
         return b45decode(text)
     except ValueError as exc:
         raise TapRejected("code_malformed", f"code text is not base45: {exc}") from None
+
+
+def decode_codes_text(texts: list[str]) -> list[bytes | None]:
+    """``decode_code_text`` of many texts at once (clearing's batches); None where it
+    would raise (``decode_code_text`` of that text gives the rejection)."""
+    return b45decode_many(texts, CODE_CHARS)

@@ -29,7 +29,13 @@ from concurrent.futures.process import BrokenProcessPool
 
 from platform_stub.exceptions import TapRejected
 from platform_stub.frozen import frozen
-from platform_stub.transit.code import OfflineCode, decode_code_text, parse_code, tap_id
+from platform_stub.transit.code import (
+    OfflineCode,
+    decode_code_text,
+    decode_codes_text,
+    parse_code,
+    tap_id,
+)
 from platform_stub.transit.credential import Credential, CredentialCache, verify_credential
 
 # Phones set their clocks from the network but may have been offline for days; 30 s
@@ -145,7 +151,9 @@ def verify_taps(
     """``verify_tap`` for each (code, now_s) with an empty deny list: the verified tap,
     or the rejection's code."""
     checked: list[VerifiedTap | str] = []
-    for code, now_s in taps:
+    decoded = decode_codes_text([code for code, _ in taps])
+    for (text, now_s), binary in zip(taps, decoded, strict=True):
+        code = text if binary is None else binary  # None: verify_tap says why it fails
         try:
             checked.append(
                 verify_tap(code, public_keys, now_s, (), skew_s, max_age_s, credential_cache)

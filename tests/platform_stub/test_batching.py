@@ -110,16 +110,15 @@ def test_a_ledger_batch_reads_and_locks_an_account_once(ledger) -> None:
 
 
 def test_an_id_wrongly_taken_as_untried_fails_the_batch_and_changes_nothing(ledger) -> None:
-    """``untried`` skips the lookup, not the unique id: a caller that is wrong about an
-    id gets a failed transaction, never a second transfer."""
+    """``untried=True`` skips the lookup, not the unique id: a caller that is wrong about
+    an id gets a failed transaction, never a second transfer."""
     bank, wallet, _ = _accounts(ledger)
     ledger.apply(TransferRequest("t1", bank, wallet, 300, "top_up"))
     refused = (StorageUnavailable, sqlite3.IntegrityError)
     with pytest.raises(refused), ledger.db.transaction() as tx:
         batch = LedgerBatch(tx)
-        batch.untried(["t1", "t2"])
-        batch.transfer(TransferRequest("t2", bank, wallet, 50, "top_up"))
-        batch.transfer(TransferRequest("t1", bank, wallet, 300, "top_up"))
+        batch.transfer(TransferRequest("t2", bank, wallet, 50, "top_up"), untried=True)
+        batch.transfer(TransferRequest("t1", bank, wallet, 300, "top_up"), untried=True)
         batch.flush()
     with ledger.db.transaction() as tx:
         assert ledger.account(tx, wallet).balance_fen == 300
