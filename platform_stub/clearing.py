@@ -129,9 +129,9 @@ class Clearing:
     def upload(self, reader: Reader, batch_id: str, taps: list[UploadedTap]) -> list[TapOutcome]:
         """Clear one batch in one transaction; re-sending it returns the same outcomes.
 
-        A big batch's codes are verified in chunks on worker processes (every core); the
-        transaction begins once the first chunk is back, and each chunk's taps are cleared
-        while the workers verify the next ones."""
+        A big batch's codes are verified in chunks on worker processes (every core),
+        from before the transaction begins: each chunk's taps are cleared while the
+        workers verify the next ones."""
         _check_batch(batch_id, taps)
         digest = batch_hash(taps)
         checks = self.verifier.verify_chunks(
@@ -140,7 +140,6 @@ class Clearing:
             skew_s=CLEARING_SKEW_S,
             max_age_s=CLEARING_MAX_AGE_S,
         )
-        first = next(checks)
         with self.ledger.db.transaction() as tx:
             if self._seen_batch(tx, reader, batch_id, digest):
                 return [self._outcome(tx, reader.reader_id, t.reader_seq) for t in taps]
@@ -149,7 +148,7 @@ class Clearing:
                 " VALUES (?, ?, ?, ?)",
                 (batch_id, reader.reader_id, digest, now_us()),
             )
-            return _BatchClearing(self, tx, reader, batch_id).clear(taps, chain([first], checks))
+            return _BatchClearing(self, tx, reader, batch_id).clear(taps, checks)
 
     def _seen_batch(self, tx: Tx, reader: Reader, batch_id: str, digest: str) -> bool:
         row = tx.one("SELECT reader_id, body_hash FROM tap_batches WHERE batch_id = ?", (batch_id,))
@@ -192,10 +191,11 @@ class _BatchClearing:
     def clear(
         self, taps: list[UploadedTap], checks: Iterable[list[VerifiedTap | str]]
     ) -> list[TapOutcome]:
-        """``checks`` holds the taps' verifications in consecutive chunks, in order."""
+        """``checks`` holds the taps' verifications in consecutive chunks, in order. Each
+        chunk's money and outcome rows are written as soon as it is cleared, while the
+        workers verify the next chunks (only the operator's credit waits for the end)."""
         earlier = self._earlier_outcomes(taps)
         outcomes: list[TapOutcome] = []
-        new: list[TapOutcome] = []
         for part in checks:
             chunk = taps[len(outcomes) : len(outcomes) + len(part)]
             self._read_up_front(
@@ -205,14 +205,20 @@ class _BatchClearing:
                     if t.reader_seq not in earlier and not isinstance(c, str)
                 ]
             )
+            new: list[TapOutcome] = []
             for tap, check in zip(chunk, part, strict=True):
                 outcome = earlier.get(tap.reader_seq)
                 if outcome is None:  # else an overlapping batch already carried this tap
                     outcome = self._clear(tap, check)
                     new.append(outcome)
                 outcomes.append(outcome)
+            self._write(new)
         assert len(outcomes) == len(taps), "every tap has exactly one outcome"
         self._credit_operator(outcomes)
+        self.money.flush()
+        return outcomes
+
+    def _write(self, new: list[TapOutcome]) -> None:
         self.money.flush()
         if new:
             self.tx.executemany(
@@ -220,7 +226,6 @@ class _BatchClearing:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [astuple_outcome(o) for o in new],
             )
-        return outcomes
 
     def _earlier_outcomes(self, taps: list[UploadedTap]) -> dict[int, TapOutcome]:
         found: dict[int, TapOutcome] = {}
@@ -280,8 +285,8 @@ class _BatchClearing:
         """Each card's cleared rides stored before this batch, over a window that covers
         every transfer window the taps so far need. A new card is read over the whole
         window; when a later chunk widens it, the cards read before get only the added
-        slices. This batch's own rides are kept apart in ``batch_rides`` (and are not in
-        the table before the batch ends)."""
+        slices. This batch's own rides are kept apart in ``batch_rides`` (the chunks
+        already written are left out of the reads)."""
         if not verified:
             return
         low = min(v.timestamp_s for v in verified) - self.fares.transfer_window_s
@@ -305,8 +310,9 @@ class _BatchClearing:
         for chunk in in_chunks(card_ids):
             for card_id, tapped_at_s in self.tx.all(
                 "SELECT card_id, tapped_at_s FROM tap_outcomes WHERE outcome = 'cleared'"
-                f" AND card_id IN ({marks(chunk)}) AND tapped_at_s >= ? AND tapped_at_s < ?",
-                (*chunk, low, high),
+                f" AND card_id IN ({marks(chunk)}) AND tapped_at_s >= ? AND tapped_at_s < ?"
+                " AND batch_id <> ?",
+                (*chunk, low, high, self.batch_id),
             ):
                 self.stored_rides[card_id].append(tapped_at_s)
 

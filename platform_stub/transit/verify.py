@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Container, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from platform_stub.exceptions import TapRejected
@@ -207,10 +207,11 @@ class TapVerifier:
         max_age_s: int = CLEARING_MAX_AGE_S,
     ) -> Iterator[list[VerifiedTap | str]]:
         """The checks of consecutive chunks of ``taps``, in order, each as soon as it is
-        done, so a caller can work on one chunk while the workers verify the next."""
+        done, so a caller can work on one chunk while the workers verify the next. The
+        work starts now, not on the first ``next``: a small batch is verified here before
+        this returns, a big one is handed to the workers."""
         if self.workers < 2 or len(taps) < PARALLEL_TAPS_MIN:
-            yield self._verify_here(taps, public_keys, skew_s, max_age_s)
-            return
+            return iter([self._verify_here(taps, public_keys, skew_s, max_age_s)])
         keys = dict(public_keys)
         size = max(PARALLEL_TAPS_MIN // 2, -(-len(taps) // (self.workers * CHUNKS_PER_WORKER)))
         # A small first chunk: the caller waits for it with nothing else to do.
@@ -224,6 +225,16 @@ class TapVerifier:
             ]
         except BrokenProcessPool:
             futures = []
+        return self._results(chunks, futures, public_keys, skew_s, max_age_s)
+
+    def _results(
+        self,
+        chunks: list[Sequence[tuple[str, int]]],
+        futures: list[Future],
+        public_keys: Mapping[int, bytes],
+        skew_s: int,
+        max_age_s: int,
+    ) -> Iterator[list[VerifiedTap | str]]:
         for index, chunk in enumerate(chunks):
             try:
                 part = futures[index].result() if futures else None
