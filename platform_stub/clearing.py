@@ -167,8 +167,9 @@ class Clearing:
 
 
 class _BatchClearing:
-    """One new batch inside its transaction: what the taps need is read up front in a few
-    statements, money moves through a :class:`LedgerBatch`, outcomes are written together.
+    """One new batch inside its transaction: what a chunk of taps needs is read up front in
+    a few statements, money moves through a :class:`LedgerBatch`, and the chunk's
+    transfers and outcomes are written together.
 
     Taps are still cleared one after another in upload order, each seeing the ones
     before it: a code cleared earlier in the batch is a replay, a ride earlier in the
