@@ -367,9 +367,9 @@ class _BatchClearing:
         """Price the ride and move the money: promo budget, then wallet, then credit.
         Returns (fare, from the wallet, on credit, from the promotion), in fen.
 
-        The legs are ``untried``: a tap's legs are written only in the transaction that
-        records it cleared, and a cleared tap is a replay (``first_readers``), never
-        charged again."""
+        The legs go through ``LedgerBatch.transfer_fresh``: a tap's legs are written only
+        in the transaction that records it cleared, and a cleared tap is a replay
+        (``first_readers``), never charged again."""
         fare = self._price(verified)
         clearing_id = self.clearing._clearing_id
         promo = self._promo_share(verified, fare)
@@ -379,7 +379,7 @@ class _BatchClearing:
         legs = ((wallet_id, wallet, "fare"), (card.credit_account_id, credit, "fare_on_credit"))
         for debit_id, amount, kind in legs:
             if amount > 0:
-                self.money.transfer(
+                self.money.transfer_fresh(
                     TransferRequest(
                         id=f"tap:{verified.tap_id}:{kind}",
                         debit_account_id=debit_id,
@@ -387,7 +387,6 @@ class _BatchClearing:
                         amount_fen=amount,
                         kind=kind,
                     ),
-                    untried=True,
                 )
         if buscards.credit_line_debt_fen(self.money.account(card.credit_account_id)) > 0:
             buscards.set_listed(self.tx, card.card_id, True, buscards.REASON_DEBT)
@@ -410,7 +409,7 @@ class _BatchClearing:
         if day not in self.fares.free_ride_dates:
             return 0
         try:
-            self.money.transfer(
+            self.money.transfer_fresh(
                 TransferRequest(
                     id=f"tap:{verified.tap_id}:promo",
                     debit_account_id=self.promo_id,
@@ -418,7 +417,6 @@ class _BatchClearing:
                     amount_fen=fare,
                     kind="fare_promo",
                 ),
-                untried=True,
             )
         except PlatformError:
             return 0  # budget spent: the campaign has stopped, the rider pays

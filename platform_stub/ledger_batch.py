@@ -86,26 +86,29 @@ class LedgerBatch:
             ):
                 self._outcomes[row[0]] = (row[1], platform_error(row[2], row[3]))
 
-    def transfer(self, request: TransferRequest, untried: bool = False) -> Transfer:
-        """As ``Ledger.transfer``; a new transfer's ``seq`` is 0 until ``flush``.
-
-        ``untried``: the caller's own records prove the id was never tried, so it is not
-        looked up (clearing: a tap's legs are written only in the transaction that records
-        the tap cleared, and a cleared tap is never cleared again). The unique id column
-        still refuses a duplicate at ``flush``, which then fails the whole transaction
-        rather than pass silently."""
-        if request.flags & (POST_PENDING | VOID_PENDING):
-            raise AssertionError("posting or voiding a pending transfer needs Ledger.transfer")
-        body_hash = request.body_hash()
-        previous = self._outcomes.get(request.id)
-        if previous is None and not untried and request.id not in self._outcomes:
+    def transfer(self, request: TransferRequest) -> Transfer:
+        """As ``Ledger.transfer``; a new transfer's ``seq`` is 0 until ``flush``."""
+        body_hash = _body_hash(request)
+        if request.id not in self._outcomes:
             self.recall((request.id,))
-            previous = self._outcomes[request.id]
+        previous = self._outcomes[request.id]
         if previous is not None:
             same_body_or_raise(request.id, previous[0], body_hash)
             if isinstance(previous[1], PlatformError):
                 raise previous[1]
             return previous[1]
+        return self._apply_or_refuse(request, body_hash)
+
+    def transfer_fresh(self, request: TransferRequest) -> Transfer:
+        """As ``Ledger.transfer_fresh``: ``transfer`` for an id the caller's own records
+        prove never tried, so it is not looked up (clearing: a tap's legs are written only
+        in the transaction that records the tap cleared, and a cleared tap is never
+        cleared again). The unique id column still refuses a duplicate at ``flush``, which
+        then fails the whole transaction rather than pass silently."""
+        return self._apply_or_refuse(request, _body_hash(request))
+
+    def _apply_or_refuse(self, request: TransferRequest, body_hash: str) -> Transfer:
+        """Apply a transfer never tried before, or record its refusal and raise it."""
         try:
             transfer = self._apply(request, body_hash)
         except PlatformError as err:
@@ -178,6 +181,13 @@ def apply_in_batch(tx: Tx, requests: Sequence[TransferRequest]) -> list[Transfer
         replace(o, seq=seqs[o.id]) if isinstance(o, Transfer) and o.seq == 0 else o
         for o in outcomes
     ]
+
+
+def _body_hash(request: TransferRequest) -> str:
+    """The request's body hash, once it is known to be a plain or pending transfer."""
+    if request.flags & (POST_PENDING | VOID_PENDING):
+        raise AssertionError("posting or voiding a pending transfer needs Ledger.transfer")
+    return request.body_hash()
 
 
 def _moved(a: Account, d: Deltas, debit_side: bool) -> Account:

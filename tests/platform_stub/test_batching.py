@@ -109,16 +109,16 @@ def test_a_ledger_batch_reads_and_locks_an_account_once(ledger) -> None:
         assert ledger.account(tx, wallet).balance_fen == 300
 
 
-def test_an_id_wrongly_taken_as_untried_fails_the_batch_and_changes_nothing(ledger) -> None:
-    """``untried=True`` skips the lookup, not the unique id: a caller that is wrong about
+def test_an_id_wrongly_taken_as_fresh_fails_the_batch_and_changes_nothing(ledger) -> None:
+    """``transfer_fresh`` skips the lookup, not the unique id: a caller that is wrong about
     an id gets a failed transaction, never a second transfer."""
     bank, wallet, _ = _accounts(ledger)
     ledger.apply(TransferRequest("t1", bank, wallet, 300, "top_up"))
     refused = (StorageUnavailable, sqlite3.IntegrityError)
     with pytest.raises(refused), ledger.db.transaction() as tx:
         batch = LedgerBatch(tx)
-        batch.transfer(TransferRequest("t2", bank, wallet, 50, "top_up"), untried=True)
-        batch.transfer(TransferRequest("t1", bank, wallet, 300, "top_up"), untried=True)
+        batch.transfer_fresh(TransferRequest("t2", bank, wallet, 50, "top_up"))
+        batch.transfer_fresh(TransferRequest("t1", bank, wallet, 300, "top_up"))
         batch.flush()
     with ledger.db.transaction() as tx:
         assert ledger.account(tx, wallet).balance_fen == 300
