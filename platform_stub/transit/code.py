@@ -45,6 +45,8 @@ _CODE = struct.Struct(f">B{CREDENTIAL_BYTES}sI{NONCE_BYTES}s{SIGNATURE_BYTES}s")
 CODE_BYTES = _CODE.size
 CODE_CHARS = CODE_BYTES // 2 * 3 + (2 if CODE_BYTES % 2 else 0)
 _CONTEXT = b"cashless-city/transit-code/v1\x00"
+_TAP_ID_PREFIX = b"tap/v1\x00"
+_TAP_ID_KEY = struct.Struct(">QI")  # card id, timestamp; the nonce follows
 
 
 @frozen
@@ -55,8 +57,7 @@ class OfflineCode:
     signature: bytes
 
     def signed_message(self) -> bytes:
-        """What the rider signs: context, then every field of the code but the signature."""
-        return _CONTEXT + self.to_bytes()[:-SIGNATURE_BYTES]
+        return signed_message(self.to_bytes())
 
     def to_bytes(self) -> bytes:
         return _CODE.pack(
@@ -67,6 +68,12 @@ class OfflineCode:
         """``signature_invalid`` unless the credential's rider key signed this code."""
         rider_key = self.credential.rider_public_key
         verify_signature(rider_key, self.signature, self.signed_message(), "code")
+
+
+def signed_message(data: bytes) -> bytes:
+    """What the rider signs, from a code's bytes: context, then every field of the code
+    but the signature."""
+    return _CONTEXT + data[:-SIGNATURE_BYTES]
 
 
 def new_nonce() -> bytes:
@@ -94,19 +101,32 @@ def sign_code(
 def parse_code(data: bytes) -> OfflineCode:
     """Split a binary code into its fields; ``code_malformed`` on any wrong length or
     version. Signatures are not checked here (see ``verify_tap``)."""
+    credential, timestamp_s, nonce, signature = split_code(data)
+    return OfflineCode(Credential.from_bytes(credential), timestamp_s, nonce, signature)
+
+
+def split_code(data: bytes) -> tuple[bytes, int, bytes, bytes]:
+    """The code's (credential bytes, timestamp_s, nonce, signature), without building
+    objects (``verify_tap`` reads the credential with ``credential_fields``);
+    ``code_malformed`` on a wrong length or version."""
     if len(data) != CODE_BYTES:
         raise TapRejected("code_malformed", f"code is {len(data)} bytes, expected {CODE_BYTES}")
     version, credential, timestamp_s, nonce, signature = _CODE.unpack(data)
     if version != CODE_VERSION:
         raise TapRejected("code_malformed", f"code version {version} is not supported")
-    return OfflineCode(Credential.from_bytes(credential), timestamp_s, nonce, signature)
+    return credential, timestamp_s, nonce, signature
 
 
 def tap_id(code: OfflineCode) -> str:
     """A stable id for de-duplication: the same card, second and nonce is the same tap,
     whoever scanned it and however often."""
-    key = struct.pack(">QI", code.credential.card_id, code.timestamp_s) + code.nonce
-    return hashlib.sha256(b"tap/v1\x00" + key).hexdigest()[:32]
+    return tap_id_of(code.credential.card_id, code.timestamp_s, code.nonce)
+
+
+def tap_id_of(card_id: int, timestamp_s: int, nonce: bytes) -> str:
+    """``tap_id`` from the fields it hashes."""
+    key = _TAP_ID_KEY.pack(card_id, timestamp_s) + nonce
+    return hashlib.sha256(_TAP_ID_PREFIX + key).hexdigest()[:32]
 
 
 def encode_code_text(data: bytes) -> str:

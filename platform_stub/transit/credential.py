@@ -36,8 +36,10 @@ CREDENTIAL_VERSION = 1
 SIGNATURE_BYTES = 64
 PUBLIC_KEY_BYTES = 32
 _BODY = struct.Struct(">BHQ32sII")
+_WHOLE = struct.Struct(f"{_BODY.format}{SIGNATURE_BYTES}s")
 CREDENTIAL_BODY_BYTES = _BODY.size
-CREDENTIAL_BYTES = CREDENTIAL_BODY_BYTES + SIGNATURE_BYTES
+CREDENTIAL_BYTES = _WHOLE.size
+_KEY_ID = struct.Struct(">xH")  # the key id, after the version byte
 _CONTEXT = b"cashless-city/transit-credential/v1\x00"
 # A bus sees a few thousand distinct riders a day; past this many the least recently
 # seen credential is forgotten and its signature checked again on its next tap.
@@ -78,15 +80,21 @@ class Credential:
     @classmethod
     def from_bytes(cls, data: bytes) -> Credential:
         """Parse the 115-byte form; ``code_malformed`` on a wrong length or version."""
-        if len(data) != CREDENTIAL_BYTES:
-            raise TapRejected(
-                "code_malformed", f"credential is {len(data)} bytes, expected {CREDENTIAL_BYTES}"
-            )
-        version, key_id, card_id, rider_key, credit_fen, expires_at_s = _BODY.unpack_from(data)
-        if version != CREDENTIAL_VERSION:
-            raise TapRejected("code_malformed", f"credential version {version} is not supported")
-        signature = bytes(data[CREDENTIAL_BODY_BYTES:])
-        return cls(key_id, card_id, rider_key, credit_fen, expires_at_s, signature)
+        return cls(*credential_fields(data))
+
+
+def credential_fields(data: bytes) -> tuple[int, int, bytes, int, int, bytes]:
+    """The 115-byte form's fields in ``Credential``'s order, without building one (a
+    verification reads them straight from the code); ``code_malformed`` on a wrong length
+    or version."""
+    if len(data) != CREDENTIAL_BYTES:
+        raise TapRejected(
+            "code_malformed", f"credential is {len(data)} bytes, expected {CREDENTIAL_BYTES}"
+        )
+    version, *fields = _WHOLE.unpack(data)
+    if version != CREDENTIAL_VERSION:
+        raise TapRejected("code_malformed", f"credential version {version} is not supported")
+    return tuple(fields)  # type: ignore[return-value]
 
 
 def issue_credential(
@@ -157,18 +165,25 @@ def verify_credential(
 
     Expiry is not checked here (it needs a clock); ``verify_tap`` checks it next.
     """
-    platform_key = _known_platform_key(credential.key_id, public_keys)
-    if cache is None:
-        _verify_platform_signature(platform_key, credential)
-        return
-    cache_key = hashlib.sha256(platform_key + credential.to_bytes()).digest()
-    if not cache.seen(cache_key):
-        _verify_platform_signature(platform_key, credential)
+    verify_credential_bytes(credential.to_bytes(), public_keys, cache)
+
+
+def verify_credential_bytes(
+    data: bytes, public_keys: Mapping[int, bytes], cache: CredentialCache | None = None
+) -> None:
+    """``verify_credential`` of the credential's 115-byte form, which ``verify_tap`` slices
+    from the code: nothing is packed again. ``data`` has been through
+    ``credential_fields``."""
+    platform_key = _known_platform_key(_KEY_ID.unpack_from(data)[0], public_keys)
+    cache_key = b""
+    if cache is not None:
+        cache_key = hashlib.sha256(platform_key + data).digest()
+        if cache.seen(cache_key):
+            return
+    body, signature = data[:CREDENTIAL_BODY_BYTES], data[CREDENTIAL_BODY_BYTES:]
+    verify_signature(platform_key, signature, _CONTEXT + body, "credential")
+    if cache is not None:
         cache.remember(cache_key)
-
-
-def _verify_platform_signature(platform_key: bytes, credential: Credential) -> None:
-    verify_signature(platform_key, credential.signature, credential.signed_message(), "credential")
 
 
 def _known_platform_key(key_id: int, public_keys: Mapping[int, bytes]) -> bytes:
