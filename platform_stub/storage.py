@@ -25,7 +25,9 @@ A server never groups: other processes read the file and every answer must be du
 For the same reason a simulation keeps its ledger in memory (``in_memory``): SQLite
 then writes no log and checkpoints nothing, and a big ledger's pages never leave
 memory. On the ledger of a 100,000-resident run at day 60 (830 MB) a payment's
-transfer took 105-130 us against 190-235 us on the file in WAL mode. ``flush`` and
+transfer took 105-130 us against 190-235 us on the file in WAL mode. There a COMMIT
+costs time in proportion to the whole database (its page cache), so a simulation's
+groups are big (``scenarios.runner.COMMIT_GROUP_MAX``). ``flush`` and
 ``close`` write the database to its file whole (a copy, then a rename): the file holds
 a complete ledger or none, never a half-written one.
 """
