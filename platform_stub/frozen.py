@@ -16,8 +16,9 @@ fields, or slots.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 _STATE = "__frozen_state__"  # the generated __init__'s one local; no field may take it
@@ -31,6 +32,17 @@ def frozen(cls: type[T]) -> type[T]:
         init.__qualname__ = f"{cls.__qualname__}.__init__"
         cls.__init__ = init
     return cls
+
+
+def row_getter(cls: type) -> Callable[[Any], tuple]:
+    """A function giving a dataclass instance's field values in order, as a tuple, in one
+    C call: rows for ``executemany`` and for pickling (``dataclasses.astuple`` deep-copies,
+    and a loop of getattr costs a fourteen-field record about 1 us more)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    if len(names) == 1:  # attrgetter of one name gives the value, not a tuple
+        name = names[0]
+        return lambda instance: (getattr(instance, name),)
+    return operator.attrgetter(*names)
 
 
 def _fast_init(cls: type) -> Callable[..., None] | None:

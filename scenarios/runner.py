@@ -38,8 +38,8 @@ LEDGER_FILE = "ledger.db"
 # Transactions sharing one COMMIT in an in-process run (platform_stub/storage.py). On
 # the in-memory ledger a COMMIT's cost grows with the whole database, not only with the
 # pages the group changed (20,000 residents: 25 us on day 1, 750 us by day 29 for a
-# group of 64), so big groups keep it flat per transaction; a group's undo log holds
-# each page it changed once, a few MB for 1,024.
+# group of 64), so big groups keep it small per transaction; a group's undo log holds
+# a copy of each page it changed (4 KiB each), once.
 COMMIT_GROUP_MAX = 1_024
 # The ledger stays in memory until the run ends, then is written to LEDGER_FILE whole:
 # a big run's transfers cost about half as much as on the file (platform_stub/storage.py).

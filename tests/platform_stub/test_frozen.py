@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from platform_stub.frozen import frozen
+from platform_stub.frozen import frozen, row_getter
 
 
 @frozen
@@ -98,3 +98,16 @@ def test_classes_it_cannot_speed_up_keep_the_dataclass_init() -> None:
     assert WithFactory().items == [] and WithFactory().items is not WithFactory().items
     with pytest.raises(ValueError, match="negative"):
         WithPostInit(-1)
+
+
+@frozen
+class Single:
+    amount_fen: int
+
+
+def test_row_getter_gives_the_fields_in_order_as_astuple_does() -> None:
+    fast = Fast("tea", 300, None)
+    assert row_getter(Fast)(fast) == dataclasses.astuple(fast) == ("tea", 300, None)
+    assert Fast(*row_getter(Fast)(fast)) == fast
+    assert row_getter(Reference)(Reference("bun", 150, "x")) == ("bun", 150, "x")
+    assert row_getter(Single)(Single(7)) == (7,)  # a tuple even for one field
