@@ -39,8 +39,7 @@ LEDGER_FILE = "ledger.db"
 # the in-memory ledger a COMMIT's cost grows with the whole database, not only with the
 # pages the group changed (20,000 residents: 25 us on day 1, 750 us by day 29 for a
 # group of 64), so big groups keep it small per transaction (100,000 x 120: 30 min 56 s
-# with 8,192); a group's undo log holds
-# a copy of each page it changed (4 KiB each), once.
+# with 8,192). A group's undo log holds a copy of each page it changed (4 KiB), once.
 COMMIT_GROUP_MAX = 8_192
 # The ledger stays in memory until the run ends, then is written to LEDGER_FILE whole:
 # a big run's transfers cost about half as much as on the file (platform_stub/storage.py).
