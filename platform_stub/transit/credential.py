@@ -172,8 +172,8 @@ def verify_credential_bytes(
     data: bytes, public_keys: Mapping[int, bytes], cache: CredentialCache | None = None
 ) -> None:
     """``verify_credential`` of the credential's 115-byte form, which ``verify_tap`` slices
-    from the code: nothing is packed again. ``data`` has been through
-    ``credential_fields``."""
+    from the code: nothing is packed again. ``data`` is a whole credential, checked by
+    ``credential_fields`` or made by ``Credential.to_bytes``."""
     platform_key = _known_platform_key(_KEY_ID.unpack_from(data)[0], public_keys)
     cache_key = b""
     if cache is not None:

@@ -173,8 +173,10 @@ def verify_taps(
 
 
 class TapVerifier:
-    """Verifies a batch's taps on every core: Ed25519 verification holds the GIL
-    (``cryptography`` does not release it), so the batch is split over worker processes.
+    """Verifies a batch's taps on every core, split over worker processes: libsodium
+    releases the GIL during a verify, but the parsing and checks around it are Python,
+    and on threads they took turns with the caller's clearing (0.26-0.29 of the bare
+    loop against 0.41-0.52 with processes, ``benchmarks/README.md``).
 
     The pool starts on the first batch of ``PARALLEL_TAPS_MIN`` taps or more, with one
     worker per core (``CASHLESS_VERIFY_WORKERS`` overrides; 0 keeps all work here).
@@ -264,7 +266,7 @@ class TapVerifier:
         max_age_s: int,
     ) -> list[VerifiedTap | str]:
         """In this thread; one thread at a time, as the credential cache is not shared-safe
-        (verification holds the GIL anyway, so nothing is lost)."""
+        (small batches, every batch where there are no workers, and a broken pool's)."""
         with self._here_lock:
             return verify_taps(taps, public_keys, skew_s, max_age_s, self.cache)
 
