@@ -17,6 +17,7 @@ from agents.adoption import NO_WALLET, OURS, RIVAL
 from platform_stub.service import luhn_complete
 from platform_stub.transit import (
     Credential,
+    RiderKey,
     derive_private_key,
     encode_code_text,
     public_key_bytes,
@@ -24,8 +25,6 @@ from platform_stub.transit import (
 )
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     from agents.buses import Bus
     from agents.merchants import Merchant
     from agents.model import CityModel
@@ -51,7 +50,7 @@ class Resident(mesa.Agent):
         self.token: str | None = None
         self.participant_id: int | None = None
         self.balance_fen = 0  # what the app shows; the ledger is the truth
-        self.bus_key: Ed25519PrivateKey | None = None
+        self.bus_key: RiderKey | None = None
         self.credential: Credential | None = None
         self.pay_later_transit = False
         self.score_read_day = -SCORE_REFRESH_DAYS
@@ -100,7 +99,7 @@ class Resident(mesa.Agent):
             public_key_bytes(key),
         )  # fmt: skip
         if claim.ok:
-            self.bus_key, self.credential = key, Credential.from_bytes(claim.value)
+            self.bus_key, self.credential = RiderKey.of(key), Credential.from_bytes(claim.value)
             self.read_credit_score(when)
 
     def read_credit_score(self, when: dt.datetime) -> None:

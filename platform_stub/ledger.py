@@ -225,11 +225,14 @@ class Ledger:
     def _apply(self, tx: Tx, request: TransferRequest, body_hash: str) -> Transfer:
         validate(request)
         debit_id, credit_id = request.debit_account_id, request.credit_account_id
-        if request.flags & (POST_PENDING | VOID_PENDING):
+        resolves = request.flags & (POST_PENDING | VOID_PENDING)
+        if resolves or tx.dialect == "sqlite":
             # The accounts are locked before the pending transfer is read, so two
             # resolutions of one pending transfer cannot both see it unresolved.
+            # SQLite takes this path for plain transfers too: there a read and two
+            # plain updates cost about 17 us, two UPDATE ... RETURNING about 22 us.
             debit, credit = self._lock_pair(tx, debit_id, credit_id)
-            deltas = self._resolution_deltas(tx, request)
+            deltas = self._resolution_deltas(tx, request) if resolves else plain_deltas(request)
             check_limits(debit, credit, deltas)
             _update_balances(tx, debit.id, credit.id, deltas)
         else:
@@ -292,18 +295,21 @@ class Ledger:
         return tx.one("SELECT COUNT(*) FROM transfers")[0]
 
 
-_SIDE_SQL = {  # one side's (pending, posted) columns, and the account as it then is
+_ADD_SQL = {  # add to one side's (pending, posted) columns
     side: f"UPDATE accounts SET {side}_pending = {side}_pending + ?,"
-    f" {side}_posted = {side}_posted + ? WHERE id = ? RETURNING {ACCOUNT_COLUMNS}"
+    f" {side}_posted = {side}_posted + ? WHERE id = ?"
     for side in ("debits", "credits")
+}
+_SIDE_SQL = {  # the same, and the account as it then is
+    side: f"{sql} RETURNING {ACCOUNT_COLUMNS}" for side, sql in _ADD_SQL.items()
 }
 _NO_DELTAS = Deltas(pending=0, posted=0)
 
 
 def _move_and_check(tx: Tx, debit_id: int, credit_id: int, d: Deltas) -> None:
     """Apply ``d`` to both accounts, then check their limits on what they became: two
-    statements (an UPDATE ... RETURNING each) where a locking read and two updates took
-    three. The updates lock the rows in id order, so two transfers in opposite
+    round trips to PostgreSQL (an UPDATE ... RETURNING each) where a locking read and two
+    updates took three. The updates lock the rows in id order, so two transfers in opposite
     directions cannot deadlock. A refusal takes the change back before it is raised:
     the caller commits the refusal's record in the same transaction."""
     after: dict[str, Account] = {}
@@ -322,10 +328,10 @@ def _move_and_check(tx: Tx, debit_id: int, credit_id: int, d: Deltas) -> None:
 
 def _take_back(tx: Tx, moved: dict[str, Account], d: Deltas) -> None:
     for side, account in moved.items():
-        tx.execute(_SIDE_SQL[side], (-d.pending, -d.posted, account.id))
+        tx.execute(_ADD_SQL[side], (-d.pending, -d.posted, account.id))
 
 
 def _update_balances(tx: Tx, debit_id: int, credit_id: int, d: Deltas) -> None:
-    """Apply ``d`` to both accounts, already locked and checked (posting or voiding)."""
+    """Apply ``d`` to both accounts, already locked and checked."""
     for account_id, side in ((debit_id, "debits"), (credit_id, "credits")):
-        tx.execute(_SIDE_SQL[side], (d.pending, d.posted, account_id))
+        tx.execute(_ADD_SQL[side], (d.pending, d.posted, account_id))

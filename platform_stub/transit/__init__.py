@@ -39,7 +39,12 @@ from platform_stub.transit.credential import (
     issue_credential,
     verify_credential,
 )
-from platform_stub.transit.keys import PlatformKeyring, derive_private_key, public_key_bytes
+from platform_stub.transit.keys import (
+    PlatformKeyring,
+    RiderKey,
+    derive_private_key,
+    public_key_bytes,
+)
 from platform_stub.transit.reader import (
     Batch,
     BusReader,
@@ -80,6 +85,7 @@ __all__ = [
     "b45encode",
     "batch_id_for",
     "decode_code_text",
+    "RiderKey",
     "derive_private_key",
     "encode_code_text",
     "issue_credential",

@@ -37,7 +37,7 @@ from platform_stub.transit.credential import (
     Credential,
     verify_signature,
 )
-from platform_stub.transit.keys import public_key_bytes
+from platform_stub.transit.keys import RiderKey
 
 CODE_VERSION = 1
 NONCE_BYTES = 8
@@ -83,18 +83,20 @@ def new_nonce() -> bytes:
 
 def sign_code(
     credential: Credential,
-    rider_private_key: Ed25519PrivateKey,
+    rider_key: RiderKey | Ed25519PrivateKey,
     timestamp_s: int,
     nonce: bytes | None = None,
 ) -> bytes:
-    """The binary code the app shows at ``timestamp_s``; no network needed."""
-    if public_key_bytes(rider_private_key) != credential.rider_public_key:
+    """The binary code the app shows at ``timestamp_s``; no network needed. An app that
+    signs many codes passes a ``RiderKey`` (see there); a private key is converted."""
+    key = rider_key if isinstance(rider_key, RiderKey) else RiderKey.of(rider_key)
+    if key.public_key != credential.rider_public_key:
         raise ValueError(f"rider key is not the one card {credential.card_id} vouches for")
     nonce = new_nonce() if nonce is None else nonce
     if len(nonce) != NONCE_BYTES or not 0 <= timestamp_s < 2**32:
         raise ValueError(f"nonce must be {NONCE_BYTES} bytes and timestamp_s a uint32")
     unsigned = OfflineCode(credential, timestamp_s, nonce, bytes(SIGNATURE_BYTES))
-    signature = rider_private_key.sign(unsigned.signed_message())
+    signature = key.sign(unsigned.signed_message())
     return OfflineCode(credential, timestamp_s, nonce, signature).to_bytes()
 
 

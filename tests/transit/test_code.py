@@ -15,6 +15,7 @@ from platform_stub.transit import (
     CODE_BYTES,
     CODE_CHARS,
     PlatformKeyring,
+    RiderKey,
     decode_code_text,
     encode_code_text,
     parse_code,
@@ -54,6 +55,27 @@ def test_signing_with_a_key_the_credential_does_not_vouch_for_is_refused(
     other = make_rider(keyring, card_id=2002)
     with pytest.raises(ValueError, match="vouches"):
         sign_code(rider.credential, other.private_key, NOW_S, bytes(8))
+
+
+def test_a_rider_key_signs_the_same_bytes_as_the_private_key(rider: Rider) -> None:
+    """libsodium (RiderKey) and OpenSSL (Ed25519PrivateKey) make one deterministic
+    signature, so a simulation's codes and tap ids do not depend on which signs."""
+    key = RiderKey.of(rider.private_key)
+    for timestamp_s, nonce in ((NOW_S, bytes(8)), (NOW_S + 31, b"\xff" * 8)):
+        by_openssl = sign_code(rider.credential, rider.private_key, timestamp_s, nonce)
+        by_sodium = sign_code(rider.credential, key, timestamp_s, nonce)
+        assert by_sodium == by_openssl
+        parse_code(by_sodium).verify_signature()
+    message = b"any message"
+    assert key.sign(message) == rider.private_key.sign(message)
+
+
+def test_a_rider_key_for_another_card_is_refused(
+    keyring: PlatformKeyring, rider: Rider
+) -> None:
+    other = RiderKey.of(make_rider(keyring, card_id=2002).private_key)
+    with pytest.raises(ValueError, match="vouches"):
+        sign_code(rider.credential, other, NOW_S, bytes(8))
 
 
 def test_without_a_nonce_each_code_gets_a_random_one(rider: Rider) -> None:
