@@ -198,9 +198,10 @@ def verify_signature(public_key: bytes, signature: bytes, message: bytes, what: 
     """Ed25519 verification that reports every failure, bad key bytes included, as
     ``signature_invalid``.
 
-    libsodium (PyNaCl), not OpenSSL (``cryptography``, which signs): it verifies in about
-    60 us against OpenSSL's 125-150 us on this machine, and every tap is verified twice
-    (reader and clearing). Ed25519 is one standard; the libraries cross-check in tests."""
+    libsodium (PyNaCl), not OpenSSL (``cryptography``, the keyring's signer): it
+    verifies in about 60 us against OpenSSL's 125-150 us on this machine, and every tap
+    is verified twice (reader and clearing). Ed25519 is one standard; the libraries
+    cross-check in tests."""
     if len(signature) != SIGNATURE_BYTES:  # else signature + message could split elsewhere
         raise TapRejected("signature_invalid", f"{what} signature is not {SIGNATURE_BYTES} bytes")
     try:

@@ -17,6 +17,7 @@ from platform_stub.transit import (
     Credential,
     CredentialCache,
     PlatformKeyring,
+    RiderKey,
     issue_credential,
     verify_credential,
 )
@@ -120,8 +121,17 @@ def test_a_cached_credential_is_refused_once_its_key_id_means_another_key(
 # -- the two Ed25519 libraries agree --------------------------------------------------
 # OpenSSL (``cryptography``) signs, libsodium (PyNaCl) verifies: each must accept what
 # the other makes and refuse the same forgeries, or a library bump could split them.
+# Riders' apps sign with libsodium (``RiderKey``): the same bytes as OpenSSL's.
 
 _MESSAGES = st.binary(min_size=0, max_size=300)
+
+
+@given(message=_MESSAGES, seed=st.binary(min_size=32, max_size=32))
+def test_libsodium_signs_the_same_bytes_as_openssl(message: bytes, seed: bytes) -> None:
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    rider_key = RiderKey.of(key)
+    assert rider_key.public_key == key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    assert rider_key.sign(message) == key.sign(message)
 
 
 @given(message=_MESSAGES, seed=st.binary(min_size=32, max_size=32))
