@@ -20,7 +20,6 @@ from platform_stub.transit import (
     RiderKey,
     derive_private_key,
     encode_code_text,
-    public_key_bytes,
     sign_code,
 )
 
@@ -93,13 +92,13 @@ class Resident(mesa.Agent):
 
     def claim_bus_card(self, when: dt.datetime) -> None:
         """The e-bus card: a key on the phone, vouched for by the platform."""
-        key = derive_private_key(self.model.rider_key_seed, self.index)
+        key = RiderKey.of(derive_private_key(self.model.rider_key_seed, self.index))
         claim = self.call(
             when, "claim_bus_card", "app", 0, self.model.client.claim_bus_card, self.token,
-            public_key_bytes(key),
+            key.public_key,
         )  # fmt: skip
         if claim.ok:
-            self.bus_key, self.credential = RiderKey.of(key), Credential.from_bytes(claim.value)
+            self.bus_key, self.credential = key, Credential.from_bytes(claim.value)
             self.read_credit_score(when)
 
     def read_credit_score(self, when: dt.datetime) -> None:
