@@ -25,7 +25,7 @@ from platform_stub.features.announcements import Announcement
 from platform_stub.features.bills import Bill
 from platform_stub.features.community import Booking, Offer
 from platform_stub.features.credit import CreditScore
-from platform_stub.features.hospital import Charge, Visit
+from platform_stub.features.hospital_visits import Charge, Visit
 from platform_stub.service import Platform, Receipt, Registration
 from platform_stub.settlement import Position, SettlementReport
 from platform_stub.transit_service import TransitMetrics

@@ -52,7 +52,7 @@ from fastapi import FastAPI
 
 from platform_stub.api import Token
 from platform_stub.exceptions import InvalidRequest
-from platform_stub.features import bills, hospital
+from platform_stub.features import bills, hospital_visits
 from platform_stub.features.bills import count_rows, participant_of_kind, retrying
 from platform_stub.features.paycodes import create_tables
 from platform_stub.frozen import frozen
@@ -114,7 +114,7 @@ class Service:
         # switched off gets a threshold above SCORE_MAX, so no score opens it.
         self.thresholds: dict[str, int] = dict(GATE_THRESHOLDS)
         # The score reads the bill and visit tables, so it makes sure they exist.
-        create_tables(platform, [*bills.SCHEMA, *hospital.SCHEMA, *SCHEMA])
+        create_tables(platform, [*bills.SCHEMA, *hospital_visits.SCHEMA, *SCHEMA])
 
     def score(self, participant_id: int) -> CreditScore:
         """The resident's score now; the first call starts the resident's tenure."""
@@ -163,7 +163,7 @@ class Service:
             "tenure": min(TENURE_POINTS_MAX, TENURE_POINTS_MAX * max(0, days) // TENURE_DAYS_FULL),
             "on_time_payments": points(repaid + record.on_time, ON_TIME_POINTS_EACH,
                                        ON_TIME_POINTS_MAX),
-            "hospital_settled": points(hospital.settled_visits(tx, who.id),
+            "hospital_settled": points(hospital_visits.settled_visits(tx, who.id),
                                        HOSPITAL_POINTS_EACH, HOSPITAL_POINTS_MAX),
             "transit_debt": TRANSIT_DEBT_POINTS if _transit_debt_fen(tx, who.id) > 0 else 0,
             "overdue_bills": points(record.overdue, OVERDUE_POINTS_EACH, OVERDUE_POINTS_MIN),

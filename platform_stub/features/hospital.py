@@ -44,14 +44,15 @@ Refusals: ``participant_not_found`` (no such hospital), ``visit_not_found``,
 ``charge_already_paid``, ``exceeds_credits``, ``exists_with_different_fields``.
 
 A hold has no timeout: an inpatient stay lasts weeks. ``OPEN_VISITS_MAX`` bounds how
-many holds one resident can have open.
+many holds one resident can have open. The tables, limits and reads of a visit are in
+:mod:`platform_stub.features.hospital_visits`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, Path
 from pydantic import BaseModel, Field
@@ -70,8 +71,23 @@ from platform_stub.features.bills import (
     receipt_of,
     retrying,
 )
+from platform_stub.features.hospital_visits import (
+    SCHEMA,
+    Charge,
+    Visit,
+    VisitRow,
+    charge_by_request,
+    check_open,
+    check_open_visits,
+    check_room,
+    find_charge,
+    load_visit,
+    same_charge_or_raise,
+    same_visit_or_raise,
+    visit_bill_fen,
+    visit_row,
+)
 from platform_stub.features.paycodes import create_tables
-from platform_stub.frozen import frozen
 from platform_stub.ledger import (
     PENDING,
     POST_PENDING,
@@ -91,73 +107,8 @@ TREAT_FIRST_GATE = "treat_first_pay_later"
 HOLD_FEN_MAX = 50_000  # 500 RMB
 HOLD_FEN_MIN = 1_000  # 10 RMB: a smaller hold guarantees nothing, so such a wallet pays now
 CHARGE_FEN_MAX = 5_000_000  # 50,000 RMB, the wallet's top-up limit
-CHARGES_PER_VISIT_MAX = 100
-OPEN_VISITS_MAX = 3
 ITEM_CHARS_MAX = 64
 
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS hospital_visits (
-        id {ident}, hospital_id BIGINT NOT NULL REFERENCES participants(id),
-        resident_id BIGINT NOT NULL REFERENCES participants(id), request_id TEXT NOT NULL,
-        mode TEXT NOT NULL, state TEXT NOT NULL, hold_fen BIGINT NOT NULL,
-        hold_id TEXT, settled_fen BIGINT NOT NULL, opened_at_us BIGINT NOT NULL,
-        closed_at_us BIGINT, UNIQUE (resident_id, request_id))""",
-    "CREATE INDEX IF NOT EXISTS hospital_visits_by_resident ON hospital_visits(resident_id, state)",
-    """CREATE TABLE IF NOT EXISTS hospital_charges (
-        id {ident}, visit_id BIGINT NOT NULL REFERENCES hospital_visits(id),
-        request_id TEXT NOT NULL, item TEXT NOT NULL,
-        amount_fen BIGINT NOT NULL CHECK (amount_fen > 0), state TEXT NOT NULL,
-        transfer_id TEXT, UNIQUE (visit_id, request_id))""",
-]
-
-_VISIT_COLUMNS = "id, hospital_id, resident_id, mode, state, hold_fen, hold_id, settled_fen"
-_CHARGE_COLUMNS = "id, visit_id, item, amount_fen, state, transfer_id"
-
-
-@frozen
-class Charge:
-    """One item on a visit's bill. ``state``: held (pay later, paid at finalize), due,
-    paid, or waived (the visit was cancelled before it was paid)."""
-
-    id: int
-    visit_id: int
-    item: str
-    amount_fen: int
-    state: str
-    transfer_id: str | None
-
-
-@frozen
-class Visit:
-    """``mode`` is pay_later or pay_now; ``state`` open, finalized or cancelled;
-    ``bill_fen`` sums the charges not waived; ``settled_fen`` is what the hospital has
-    been paid for the visit so far."""
-
-    id: int
-    hospital_id: int
-    resident_id: int
-    mode: str
-    state: str
-    hold_fen: int
-    bill_fen: int
-    settled_fen: int
-    charges: list[Charge]
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Visit:
-        return cls(**data | {"charges": [Charge(**c) for c in data["charges"]]})
-
-
-@frozen
-class _Row:
-    id: int
-    hospital_id: int
-    resident_id: int
-    mode: str
-    state: str
-    hold_fen: int
-    hold_id: str | None
-    settled_fen: int
 
 
 class VisitIn(BaseModel):
@@ -176,7 +127,7 @@ class PayIn(BaseModel):
 
 
 VisitId = Annotated[int, Path(ge=1, le=ID_MAX)]
-_Closer = Callable[[Tx, _Row, Participant], None]
+_Closer = Callable[[Tx, VisitRow, Participant], None]
 
 
 class Service:
@@ -202,10 +153,10 @@ class Service:
         """A visit, for its resident or its hospital only."""
         who = self.platform.authenticate(token)
         with self.platform.db.transaction() as tx:
-            row = _visit_row(tx, visit_id, "")
+            row = visit_row(tx, visit_id, "")
             if row is None or who.id not in (row.resident_id, row.hospital_id):
                 raise NotFound("visit_not_found", f"no visit {visit_id} of yours")
-            return _load(tx, row)
+            return load_visit(tx, row)
 
     def add_charge(self, hospital_token: str, visit_id: int, amount_fen: int, item: str,
                    request_id: str) -> Charge:
@@ -246,8 +197,8 @@ class Service:
             prior = tx.one("SELECT id FROM hospital_visits WHERE resident_id = ?"
                            " AND request_id = ?", (who.id, request_id))
             if prior is not None:
-                return _same_visit_or_raise(tx, int(prior[0]), hospital.id, request_id)
-            _check_open_visits(tx, who.id)
+                return same_visit_or_raise(tx, int(prior[0]), hospital.id, request_id)
+            check_open_visits(tx, who.id)
             hold_id = f"{who.id}:visit_hold:{request_id}"
             hold_fen = self._hold(tx, who, hospital, hold_id) if trusted else 0
             tx.execute(
@@ -259,7 +210,7 @@ class Service:
             )
             visit_id = tx.one("SELECT id FROM hospital_visits WHERE resident_id = ?"
                               " AND request_id = ?", (who.id, request_id))[0]
-            return _load(tx, _visit_row(tx, visit_id, ""))
+            return load_visit(tx, visit_row(tx, visit_id, ""))
 
     def _hold(self, tx: Tx, who: Participant, hospital: Participant, hold_id: str) -> int:
         """Reserve what the wallet can give up to HOLD_FEN_MAX; 0 if under HOLD_FEN_MIN.
@@ -279,38 +230,37 @@ class Service:
     def _charge_once(self, hospital: Participant, visit_id: int, amount_fen: int, item: str,
                      request_id: str) -> Charge:
         with self.platform.db.transaction() as tx:
-            row = _visit_row(tx, visit_id, tx.for_update())
+            row = visit_row(tx, visit_id, tx.for_update())
             if row is None or row.hospital_id != hospital.id:
                 raise NotFound("visit_not_found", f"no visit {visit_id} at this hospital")
-            prior = tx.one(f"SELECT {_CHARGE_COLUMNS} FROM hospital_charges"
-                           " WHERE visit_id = ? AND request_id = ?", (visit_id, request_id))
+            prior = charge_by_request(tx, visit_id, request_id)
             if prior is not None:
-                return _same_charge_or_raise(Charge(*prior), amount_fen, item, request_id)
-            _check_open(row)
-            _check_room(tx, visit_id)
+                return same_charge_or_raise(prior, amount_fen, item, request_id)
+            check_open(row)
+            check_room(tx, visit_id)
             tx.execute(
                 "INSERT INTO hospital_charges (visit_id, request_id, item, amount_fen, state)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (visit_id, request_id, item, amount_fen,
                  "held" if row.mode == "pay_later" else "due"),
             )
-            return Charge(*tx.one(f"SELECT {_CHARGE_COLUMNS} FROM hospital_charges"
-                                  " WHERE visit_id = ? AND request_id = ?",
-                                  (visit_id, request_id)))
+            added = charge_by_request(tx, visit_id, request_id)
+            assert added is not None, "a charge just inserted is there"
+            return added
 
     def _pay_in(self, tx: Tx, who: Participant, visit_id: int, charge_id: int,
                 transfer_id: str) -> Receipt:
         """Inside one transaction: replay, refuse, or pay the charge and mark it paid."""
-        row = _visit_row(tx, visit_id, tx.for_update())
+        row = visit_row(tx, visit_id, tx.for_update())
         if row is None or row.resident_id != who.id:
             raise NotFound("visit_not_found", f"no visit {visit_id} of yours")
-        charge = _charge(tx, visit_id, charge_id)
+        charge = find_charge(tx, visit_id, charge_id)
         ledger = self.platform.ledger
         if charge.state == "paid":
             if charge.transfer_id != transfer_id:
                 raise Rejected("charge_already_paid", f"charge {charge_id} was paid before")
             return receipt_of(ledger.outcome_of(tx, transfer_id))
-        _check_open(row)
+        check_open(row)
         if charge.state == "held":
             raise Rejected("charge_not_due", "a treat-first-pay-later visit is paid at finalize")
         if isinstance(ledger.outcome_of(tx, transfer_id), Transfer):
@@ -331,14 +281,14 @@ class Service:
         Any refusal rolls the whole transaction back: a posted hold never goes without
         its visit's new state."""
         with self.platform.db.transaction() as tx:
-            row = _visit_row(tx, visit_id, tx.for_update())
+            row = visit_row(tx, visit_id, tx.for_update())
             if row is None or row.hospital_id != hospital.id:
                 raise NotFound("visit_not_found", f"no visit {visit_id} at this hospital")
-            _check_open(row)
+            check_open(row)
             close(tx, row, hospital)
-            return _load(tx, _visit_row(tx, visit_id, ""))
+            return load_visit(tx, visit_row(tx, visit_id, ""))
 
-    def _finalize_in(self, tx: Tx, row: _Row, hospital: Participant) -> None:
+    def _finalize_in(self, tx: Tx, row: VisitRow, hospital: Participant) -> None:
         if row.mode == "pay_now":
             due = count_rows(tx, "SELECT 1 FROM hospital_charges WHERE visit_id = ?"
                              " AND state = 'due'", (row.id,))
@@ -346,13 +296,13 @@ class Service:
                 raise Rejected("charges_unpaid", f"{due} charge(s) of visit {row.id} are due")
             settled_fen = row.settled_fen
         else:
-            settled_fen = self._post_bill(tx, row, hospital, _bill_fen(tx, row.id))
+            settled_fen = self._post_bill(tx, row, hospital, visit_bill_fen(tx, row.id))
             tx.execute("UPDATE hospital_charges SET state = 'paid' WHERE visit_id = ?"
                        " AND state = 'held'", (row.id,))
         tx.execute("UPDATE hospital_visits SET state = 'finalized', settled_fen = ?,"
                    " closed_at_us = ? WHERE id = ?", (settled_fen, now_us(), row.id))
 
-    def _post_bill(self, tx: Tx, row: _Row, hospital: Participant, bill_fen: int) -> int:
+    def _post_bill(self, tx: Tx, row: VisitRow, hospital: Participant, bill_fen: int) -> int:
         """Post the hold for the bill (void it for a bill of 0); charge any excess."""
         wallet_id = self._wallet(tx, row.resident_id)
         ledger = self.platform.ledger
@@ -369,7 +319,7 @@ class Service:
                 bill_fen - row.hold_fen, "hospital_bill"))
         return bill_fen
 
-    def _cancel_in(self, tx: Tx, row: _Row, hospital: Participant) -> None:
+    def _cancel_in(self, tx: Tx, row: VisitRow, hospital: Participant) -> None:
         if row.mode == "pay_later":
             self._void(tx, row, hospital, self._wallet(tx, row.resident_id))
         tx.execute("UPDATE hospital_charges SET state = 'waived' WHERE visit_id = ?"
@@ -377,7 +327,7 @@ class Service:
         tx.execute("UPDATE hospital_visits SET state = 'cancelled', closed_at_us = ?"
                    " WHERE id = ?", (now_us(), row.id))
 
-    def _void(self, tx: Tx, row: _Row, hospital: Participant, wallet_id: int) -> None:
+    def _void(self, tx: Tx, row: VisitRow, hospital: Participant, wallet_id: int) -> None:
         self.platform.ledger.transfer(tx, TransferRequest(
             f"{hospital.id}:visit_void:{row.id}", wallet_id, hospital.account_id,
             row.hold_fen, "hospital_void", flags=VOID_PENDING, pending_id=row.hold_id))
@@ -385,11 +335,6 @@ class Service:
     def _wallet(self, tx: Tx, resident_id: int) -> int:
         return participant_of_kind(tx, resident_id, "resident").account_id
 
-
-def settled_visits(tx: Tx, resident_id: int) -> int:
-    """Visits finalized with a bill paid in full, as the credit score reads them."""
-    return count_rows(tx, "SELECT 1 FROM hospital_visits WHERE resident_id = ?"
-                      " AND state = 'finalized' AND settled_fen > 0", (resident_id,))
 
 
 def add_routes(app: FastAPI, platform: Platform) -> None:
@@ -428,67 +373,3 @@ def add_routes(app: FastAPI, platform: Platform) -> None:
     @app.post(base + "/{visit_id}/cancel", responses=errors("visit_not_found", "visit_closed"))
     def cancel_visit(visit_id: VisitId, token: Token) -> dict:
         return asdict(service.cancel(token, visit_id))
-
-
-def _visit_row(tx: Tx, visit_id: int, lock: str) -> _Row | None:
-    row = tx.one(f"SELECT {_VISIT_COLUMNS} FROM hospital_visits WHERE id = ?" + lock,
-                 (visit_id,))
-    return None if row is None else _Row(*row)
-
-
-def _load(tx: Tx, row: _Row | None) -> Visit:
-    assert row is not None, "a visit just read or written is there"
-    charges = [Charge(*c) for c in tx.all(
-        f"SELECT {_CHARGE_COLUMNS} FROM hospital_charges WHERE visit_id = ? ORDER BY id",
-        (row.id,))]
-    bill_fen = sum(c.amount_fen for c in charges if c.state != "waived")
-    assert row.settled_fen <= bill_fen, f"visit {row.id} settled more than its bill"
-    return Visit(row.id, row.hospital_id, row.resident_id, row.mode, row.state, row.hold_fen,
-                 bill_fen, row.settled_fen, charges)
-
-
-def _bill_fen(tx: Tx, visit_id: int) -> int:
-    return int(tx.one("SELECT COALESCE(SUM(amount_fen), 0) FROM hospital_charges"
-                      " WHERE visit_id = ? AND state <> 'waived'", (visit_id,))[0])
-
-
-def _charge(tx: Tx, visit_id: int, charge_id: int) -> Charge:
-    row = tx.one(f"SELECT {_CHARGE_COLUMNS} FROM hospital_charges WHERE id = ?"
-                 " AND visit_id = ?", (charge_id, visit_id))
-    if row is None:
-        raise NotFound("charge_not_found", f"no charge {charge_id} on visit {visit_id}")
-    return Charge(*row)
-
-
-def _check_open(row: _Row) -> None:
-    if row.state != "open":
-        raise Rejected("visit_closed", f"visit {row.id} is {row.state}; nothing was changed")
-
-
-def _check_open_visits(tx: Tx, resident_id: int) -> None:
-    open_count = count_rows(tx, "SELECT 1 FROM hospital_visits WHERE resident_id = ?"
-                            " AND state = 'open'", (resident_id,))
-    if open_count >= OPEN_VISITS_MAX:
-        raise Rejected("visit_limit_reached",
-                       f"{open_count} visits are open; a hospital must close one first")
-
-
-def _check_room(tx: Tx, visit_id: int) -> None:
-    count = count_rows(tx, "SELECT 1 FROM hospital_charges WHERE visit_id = ?", (visit_id,))
-    if count >= CHARGES_PER_VISIT_MAX:
-        raise Rejected("charge_limit_reached", f"visit {visit_id} has {count} charges")
-
-
-def _same_visit_or_raise(tx: Tx, visit_id: int, hospital_id: int, request_id: str) -> Visit:
-    row = _visit_row(tx, visit_id, "")
-    if row is None or row.hospital_id != hospital_id:
-        raise Rejected("exists_with_different_fields",
-                       f"request {request_id!r} opened a visit elsewhere; use a new request_id")
-    return _load(tx, row)
-
-
-def _same_charge_or_raise(charge: Charge, amount_fen: int, item: str, request_id: str) -> Charge:
-    if (charge.amount_fen, charge.item) != (amount_fen, item):
-        raise Rejected("exists_with_different_fields",
-                       f"request {request_id!r} added another charge; use a new request_id")
-    return charge

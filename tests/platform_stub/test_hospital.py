@@ -13,7 +13,8 @@ import pytest
 from platform_stub import HttpClient, Platform, PlatformClient, Registration
 from platform_stub.clearing import CHINA_TZ
 from platform_stub.exceptions import Forbidden, NotFound, PlatformError, Rejected
-from platform_stub.features.hospital import HOLD_FEN_MAX, OPEN_VISITS_MAX
+from platform_stub.features.hospital import HOLD_FEN_MAX
+from platform_stub.features.hospital_visits import OPEN_VISITS_MAX
 from platform_stub.service import luhn_complete
 from tests.platform_stub.clock import Clock
 from tests.platform_stub.stories import refusal, told_in_process
