@@ -16,6 +16,7 @@ import mesa
 
 from platform_stub.clearing import UploadedTap
 from platform_stub.transit import BusReader, ScanResult
+from platform_stub.transit.verify import VerifiedTap
 
 if TYPE_CHECKING:
     from agents.model import CityModel
@@ -42,7 +43,13 @@ class Bus(mesa.Agent):
         self.tapped_at_s: dict[int, int] = {}  # reader seq -> tap time, for clearing lag
 
     def scan(self, code: str, now_s: int) -> ScanResult:
-        result = self.reader.scan(code, now_s)
+        return self._noted(self.reader.scan(code, now_s), now_s)
+
+    def admit(self, verified: VerifiedTap, code: str, now_s: int) -> ScanResult:
+        """A scan whose code was verified on another core (``agents.ride_codes``)."""
+        return self._noted(self.reader.admit(verified, code, now_s), now_s)
+
+    def _noted(self, result: ScanResult, now_s: int) -> ScanResult:
         if result.accepted:
             self.tapped_at_s[result.tap.seq] = now_s
         return result

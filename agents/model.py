@@ -28,6 +28,7 @@ from agents.merchants import Merchant
 from agents.population import build_population
 from agents.recorder import EventLog, SealedLog
 from agents.residents import Resident
+from agents.ride_codes import RideCodes
 from platform_stub.clearing import CHINA_TZ, TapOutcome
 from platform_stub.client import PlatformClient
 from scenarios.schema import SEGMENTS, Scenario
@@ -68,6 +69,7 @@ class CityModel(mesa.Model):
         self.taps = SealedLog(daily.TAP_SCHEMA)  # rows of taps.parquet
         self.settlement_rows: list[dict[str, Any]] = []
         self.reader_rejections: dict[str, int] = {}
+        self.ride_codes = RideCodes()
         self.rider_key_seed = self.rng.bytes(32)
         self.people = build_population(scenario, self.rng)
         self.adoption = Adoption(scenario, self.people, self.rng)
@@ -310,9 +312,19 @@ class CityModel(mesa.Model):
             ],
             key=lambda a: a[0],
         )
+        self._plan_rides(activities)
         for minute, kind, args in activities:
             self.now = self.clock(minute)
             getattr(self, f"_do_{kind}")(self.now, *args)
+
+    def _plan_rides(self, activities: list[tuple[float, str, tuple]]) -> None:
+        """Every ride's nonce, and its code signed and verified ahead where it pays."""
+        rides = [
+            (self.unix_s(self.clock(minute)), self.resident_list[args[0]], self.bus_list[args[1]])
+            for minute, kind, args in activities
+            if kind == "ride"
+        ]
+        self.ride_codes.plan(self.rng, rides)
 
     def _do_purchase(
         self, when: dt.datetime, who: int, kind: str, amount_fen: int, rush: bool
@@ -322,7 +334,7 @@ class CityModel(mesa.Model):
             resident.shop(when, self.merchant_list[resident.regulars[kind]], amount_fen, rush)
 
     def _do_ride(self, when: dt.datetime, who: int, bus: int) -> None:
-        self.resident_list[who].ride(when, self.bus_list[bus])
+        self.resident_list[who].ride(when, self.bus_list[bus], self.ride_codes.take(who))
 
     def _do_connect(self, when: dt.datetime, bus: int, covered: bool) -> None:
         self.bus_list[bus].connect(when, covered or self.bus_list[bus].brt)

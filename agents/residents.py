@@ -15,18 +15,13 @@ import mesa
 
 from agents.adoption import NO_WALLET, OURS, RIVAL
 from platform_stub.service import luhn_complete
-from platform_stub.transit import (
-    Credential,
-    RiderKey,
-    derive_private_key,
-    encode_code_text,
-    sign_code,
-)
+from platform_stub.transit import Credential, RiderKey, derive_private_key
 
 if TYPE_CHECKING:
     from agents.buses import Bus
     from agents.merchants import Merchant
     from agents.model import CityModel
+    from agents.ride_codes import PlannedRide
 
 CARD_BIN = "6222"  # synthetic card numbers: bank prefix + resident index + Luhn digit
 BANKS = ("ICBC", "CCB", "ABC", "BOC")
@@ -170,7 +165,7 @@ class Resident(mesa.Agent):
             self.model.count("payments_unbooked")
         return True
 
-    def ride(self, when: dt.datetime, bus: Bus) -> None:
+    def ride(self, when: dt.datetime, bus: Bus, planned: PlannedRide) -> None:
         """Board a bus: the offline code where the bus has a reader and the rider the
         card, else the transit card or cash."""
         model = self.model
@@ -183,9 +178,7 @@ class Resident(mesa.Agent):
             self.read_credit_score(when)
         if not self.pay_later_transit and self.balance_fen < fare_fen:
             self.top_up(when, model.scenario.spending.top_up_fen)  # prepay: no credit line
-        now_s = model.unix_s(when)
-        code = sign_code(self.credential, self.bus_key, now_s, model.rng.bytes(8))
-        scanned = bus.scan(encode_code_text(code), now_s)
+        scanned = model.ride_codes.scan(planned, self, bus, model.unix_s(when))
         if not scanned.accepted:
             model.note_reader_rejection(scanned.reason)
             model.count("transit_card" if model.people.transit_card[self.index] else "bus_cash")

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from platform_stub.transit import Credential, encode_code_text, sign_code
+from platform_stub.transit import Credential, RiderKey, encode_code_text, sign_code
 
 
 @dataclass
@@ -33,7 +31,7 @@ class Rider:
     """A resident with a bus card: the phone's key and the platform's credential."""
 
     resident: Resident
-    key: Ed25519PrivateKey
+    key: RiderKey
     credential: Credential
 
     def code(self, now_s: int) -> str:

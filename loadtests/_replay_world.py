@@ -15,7 +15,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gevent.pool import Pool
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError
@@ -23,7 +22,7 @@ from geventhttpclient.response import HTTPParseError
 from loadtests._people import Resident, Rider
 from loadtests.trace import Plan
 from platform_stub.service import luhn_complete
-from platform_stub.transit import BusReader, Credential, public_key_bytes
+from platform_stub.transit import BusReader, Credential, RiderKey
 
 RESIDENTS_MAX = 200
 MERCHANTS_MAX = 60
@@ -138,8 +137,8 @@ def _merchant(http: Http, number: int) -> str:
 
 
 def _rider(http: Http, resident: Resident) -> Rider:
-    key = Ed25519PrivateKey.generate()
-    body = {"rider_public_key": public_key_bytes(key).hex()}
+    key = RiderKey.generate()
+    body = {"rider_public_key": key.public_key.hex()}
     reply = http.setup("POST", "/v1/buscards", resident.token, body)
     return Rider(resident, key, Credential.from_bytes(bytes.fromhex(reply["credential"])))
 

@@ -25,7 +25,6 @@ from locust import between, run_single_user, task  # first: locust patches the s
 import random
 import time
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gevent.lock import Semaphore
 from locust.exception import StopUser
 
@@ -38,7 +37,7 @@ from loadtests._common import (
 )
 from loadtests._people import Rider
 from loadtests._recording import tap_ledger
-from platform_stub.transit import Batch, Credential, public_key_bytes
+from platform_stub.transit import Batch, Credential, RiderKey
 from platform_stub.transit import BusReader as OfflineReader
 
 RIDERS_PER_PROCESS = 24
@@ -85,8 +84,8 @@ def _enrol_rider(user: PlatformUser, number: int) -> Rider | None:
     resident = enrol_resident(user, f"Rider {number + 1}", RIDER_TOP_UP_FEN)
     if resident is None:
         return None
-    key = Ed25519PrivateKey.generate()
-    body = {"rider_public_key": public_key_bytes(key).hex()}
+    key = RiderKey.generate()
+    body = {"rider_public_key": key.public_key.hex()}
     reply = user.call_as(resident.token, "POST", "/v1/buscards", body, (201, ("credential",)))
     if reply is None:
         return None

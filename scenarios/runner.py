@@ -97,12 +97,15 @@ def run_scenario(
         platform.clock = sim_clock.aware
     else:  # a server started with --sim-clock reads it from each request
         send_sim_time(client, sim_clock.aware)
+    model = None
     try:
         model = CityModel(scenario, client, seed=seed, sim_clock=sim_clock)
         day_s = _step_with_progress(model, console)
         audit = platform.audit() if platform else None
         metrics = _transit_metrics(client)
     finally:
+        if model is not None:
+            model.ride_codes.close()
         client.close()
         if platform:
             platform.close()

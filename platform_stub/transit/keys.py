@@ -63,6 +63,11 @@ class RiderKey:
         public_key, secret_key = crypto_sign_seed_keypair(_private_key_bytes(private_key))
         return cls(secret_key, public_key)
 
+    @classmethod
+    def generate(cls) -> RiderKey:
+        """A new random key, as a phone makes one when its owner claims a card."""
+        return cls.of(Ed25519PrivateKey.generate())
+
     def sign(self, message: bytes) -> bytes:
         return crypto_sign(message, self.secret_key)[:SIGNATURE_BYTES]
 

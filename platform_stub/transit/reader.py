@@ -22,13 +22,20 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from itertools import islice
+from types import MappingProxyType
 from typing import Literal
 
 from platform_stub.exceptions import TapRejected
 from platform_stub.frozen import frozen
 from platform_stub.transit.code import encode_code_text
 from platform_stub.transit.credential import CredentialCache
-from platform_stub.transit.verify import CLOCK_SKEW_S, CODE_MAX_AGE_S, VerifiedTap, verify_tap
+from platform_stub.transit.verify import (
+    CLOCK_SKEW_S,
+    CODE_MAX_AGE_S,
+    VerifiedTap,
+    check_not_denied,
+    verify_tap,
+)
 
 QUEUE_TAPS_MAX = 20_000  # several days of a busy route's taps while the reader is offline
 BATCH_TAPS_MAX = 500  # one upload request; clearing applies a batch in one transaction
@@ -127,17 +134,33 @@ class BusReader:
                 code,
                 self._public_keys,
                 now_s,
-                self._deny,
+                (),  # the deny list is checked by ``admit``, after every other check
                 skew_s=self.skew_s,
                 max_age_s=self.max_age_s,
                 credential_cache=self.credential_cache,
             )
+        except TapRejected as rejection:
+            return ScanResult(rejection=rejection)
+        text = code if isinstance(code, str) else encode_code_text(bytes(code))
+        return self.admit(verified, text, now_s)
+
+    def admit(self, verified: VerifiedTap, code_text: str, now_s: int) -> ScanResult:
+        """The rest of a scan, for a code that ``verify_tap`` passed at ``now_s`` with
+        this reader's keys and windows (``public_keys``, ``skew_s``, ``max_age_s``) and
+        an empty deny list, here or on another core: the checks whose answer changes from
+        one scan to the next (deny list, replays, queue room), then the stored tap."""
+        try:
+            check_not_denied(verified.card_id, self._deny)
             self._check_not_replayed(verified.tap_id, now_s)
             self._check_room()
         except TapRejected as rejection:
             return ScanResult(rejection=rejection)
-        text = code if isinstance(code, str) else encode_code_text(bytes(code))
-        return ScanResult(tap=self._store(verified.tap_id, text, now_s), verified=verified)
+        return ScanResult(tap=self._store(verified.tap_id, code_text, now_s), verified=verified)
+
+    @property
+    def public_keys(self) -> Mapping[int, bytes]:
+        """The platform keys this reader verifies with, read-only."""
+        return MappingProxyType(self._public_keys)
 
     def next_batch(self) -> Batch | None:
         """The batch to upload: the oldest taps, at most ``batch_taps_max``. Until it is
