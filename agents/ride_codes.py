@@ -64,8 +64,9 @@ class PlannedRide:
 class RideCodes:
     """The day's planned rides, in order, and the worker's results for them."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, rides_ahead_min: int = RIDES_AHEAD_MIN) -> None:
         self.workers = min(1, default_workers() if workers is None else workers)
+        self.rides_ahead_min = rides_ahead_min
         self.signed_ahead = 0  # rides whose code and verdict came from the worker
         self._pool: ProcessPoolExecutor | None = None
         self._rides: deque[PlannedRide] = deque()
@@ -81,7 +82,7 @@ class RideCodes:
         draws every ride's nonce and starts the worker on those that may use a code."""
         nonces = rng.bytes(NONCE_BYTES * len(rides))
         self._reset()
-        ahead = self.workers > 0 and self._candidates(rides) >= RIDES_AHEAD_MIN
+        ahead = self.workers > 0 and self._candidates(rides) >= self.rides_ahead_min
         for i, (now_s, resident, bus) in enumerate(rides):
             nonce = nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES]
             slot, settings = -1, -1
