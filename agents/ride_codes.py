@@ -33,10 +33,10 @@ from platform_stub.transit.ride_ahead import (
     Checked,
     ReaderSettings,
     RideInputs,
+    admit_checked,
     sign_and_check_many,
-    verdict_of,
 )
-from platform_stub.transit.verify import VerifiedTap, default_workers, spawn_pool
+from platform_stub.transit.verify import default_workers, spawn_pool
 
 if TYPE_CHECKING:
     from agents.buses import Bus
@@ -107,10 +107,7 @@ class RideCodes:
             checked = self._result(ride.slot)
             if checked is not None:
                 self.signed_ahead += 1
-                verdict = verdict_of(checked)
-                if isinstance(verdict, VerifiedTap):
-                    return bus.admit(verdict, checked[0], now_s)
-                return ScanResult(rejection=verdict)
+                return admit_checked(bus, checked, now_s)
         code = sign_code(resident.credential, resident.bus_key, now_s, ride.nonce)
         return bus.scan(encode_code_text(code), now_s)
 

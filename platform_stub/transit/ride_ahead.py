@@ -10,11 +10,13 @@ hands each result to the reader at the ride.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from platform_stub.exceptions import TapRejected
 from platform_stub.transit.code import encode_code_text, sign_code
 from platform_stub.transit.credential import Credential, CredentialCache
 from platform_stub.transit.keys import RiderKey
+from platform_stub.transit.reader import ScanResult
 from platform_stub.transit.verify import (
     CLEARING_CACHE_ENTRIES_MAX,
     VERIFIED_ROW,
@@ -67,7 +69,14 @@ def sign_and_check_many(
     ]
 
 
-def verdict_of(checked: Checked) -> VerifiedTap | TapRejected:
-    """The verified tap, or the rejection, that a ``Checked`` carries."""
-    _, passed, fields = checked
-    return VerifiedTap(*fields) if passed else TapRejected(*fields)
+class Admits(Protocol):
+    def admit(self, verified: VerifiedTap, code_text: str, now_s: int) -> ScanResult: ...
+
+
+def admit_checked(reader: Admits, checked: Checked, now_s: int) -> ScanResult:
+    """The scan's answer for a code checked ahead: a rejection as it came back, else
+    the reader's ``admit`` (a ``BusReader``, or a bus that notes its taps)."""
+    text, passed, fields = checked
+    if not passed:
+        return ScanResult(rejection=TapRejected(*fields))
+    return reader.admit(VerifiedTap(*fields), text, now_s)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from platform_stub.exceptions import TapRejected
 from platform_stub.transit import BusReader, PlatformKeyring, RiderKey, ScanResult
 from platform_stub.transit.ride_ahead import (
     ReaderSettings,
+    admit_checked,
     sign_and_check,
     sign_and_check_many,
-    verdict_of,
 )
 from platform_stub.transit.verify import VerifiedTap
 from tests.transit.riders import NOW_S, Rider, make_rider
@@ -28,10 +27,7 @@ def _ahead(reader: BusReader, rider: Rider, now_s: int) -> ScanResult:
     key = RiderKey.of(rider.private_key)
     checked = sign_and_check(rider.credential.to_bytes(), key.secret_key, now_s, NONCE,
                              _settings(reader))
-    verdict = verdict_of(checked)
-    if isinstance(verdict, TapRejected):
-        return ScanResult(rejection=verdict)
-    return reader.admit(verdict, checked[0], now_s)
+    return admit_checked(reader, checked, now_s)
 
 
 def _scan(reader: BusReader, rider: Rider, code_at_s: int, now_s: int) -> ScanResult:
@@ -104,6 +100,7 @@ def test_many_rides_come_back_in_order_each_with_its_readers_settings(
         (r.credential.to_bytes(), RiderKey.of(r.private_key).secret_key, NOW_S, NONCE, i % 2)
         for i, r in enumerate(riders)
     ]
-    verdicts = [verdict_of(c) for c in sign_and_check_many(rides, [good, bad])]
-    assert [v.card_id for v in verdicts if isinstance(v, VerifiedTap)] == [3000, 3002]
-    assert isinstance(verdicts[1], TapRejected) and verdicts[1].code == "signature_invalid"
+    checked = sign_and_check_many(rides, [good, bad])
+    assert [passed for _, passed, _ in checked] == [True, False, True]
+    assert [VerifiedTap(*fields).card_id for _, passed, fields in checked if passed] == [3000, 3002]
+    assert checked[1][2][0] == "signature_invalid"
