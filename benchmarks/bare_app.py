@@ -1,9 +1,11 @@
 """A bare FastAPI JSON endpoint on the platform's own stack: the HTTP benchmark's floor.
 
-The same FastAPI, pydantic body model and sync endpoint (run in the thread pool, as
-the platform's are), served by the same uvicorn with the same settings; it answers a
-payment with a receipt-shaped JSON body and touches nothing else. What the platform
-spends beyond this is its own work: authentication, the EMV code, the ledger, SQLite.
+The same FastAPI and pydantic body model, served by the same uvicorn with the same
+settings; it answers a payment with a receipt-shaped JSON body and touches nothing
+else. The endpoint is ``async``: the stack's fastest path, with no hop to a thread (a
+plain ``def`` endpoint answers about half as many). What the platform spends beyond
+this is its own work: authentication, the EMV code, the hop to the ledger lane, the
+ledger, SQLite.
 
     python -m uvicorn bare_app:app --app-dir benchmarks --port 8081 --log-level warning
 """
@@ -28,7 +30,7 @@ def health() -> dict:
 
 
 @app.post("/v1/payments", status_code=201)
-def pay(body: Payment) -> dict:
+async def pay(body: Payment) -> dict:
     return {
         "transfer_id": f"bare:pay_merchant:{body.request_id}",
         "amount_fen": body.amount_fen,

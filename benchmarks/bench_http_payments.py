@@ -5,8 +5,10 @@
 
 Figure: ``POST /v1/payments`` answered 201 per second by ``python -m platform_stub.server``
 (one uvicorn worker, SQLite WAL): authentication, the EMV collection code, one ledger
-transfer. Baseline: the same request to ``benchmarks/bare_app.py``, a FastAPI JSON
-endpoint with the same body model on the same uvicorn, doing nothing else. One client
+transfer, run on the ledger lane (``platform_stub/ledger_lane.py``: queued payments
+share a COMMIT, answered after it). Baseline: the same request to
+``benchmarks/bare_app.py``, an ``async`` FastAPI JSON endpoint with the same body model
+on the same uvicorn, doing nothing else: the fastest path the stack has. One client
 for both, in this process: ``--concurrency`` greenlets in a closed loop over keep-alive
 connections (geventhttpclient, what Locust's FastHttpUser uses). The two servers take
 turns, ``--rounds`` each, and each keeps its best round, so drift on a shared machine
@@ -189,7 +191,7 @@ def run(
             figure,
             "payments/s",
             baseline,
-            "bare_fastapi_json_per_s_same_uvicorn",
+            "bare_async_fastapi_json_per_s_same_uvicorn",
             target=0.5,
             concurrency=concurrency,
             seconds=seconds,
@@ -200,7 +202,7 @@ def run(
             percentile(paced, 99),
             "ms",
             percentile(bare_paced, 99),
-            "bare_fastapi_latency_ms_p99_same_schedule",
+            "bare_async_fastapi_latency_ms_p99_same_schedule",
             target=20.0,
             target_of="figure",
             target_is="max",

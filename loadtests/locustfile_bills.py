@@ -1,11 +1,11 @@
 """Residents paying their utility bills from the wallet.
 
 Each ``BillPayer`` is a resident with a topped-up wallet; the process's utility (a
-biller) is registered by the first payer to start. Now and then the utility presents
-the payer a bill due in a week (``POST /v1/bills``, as the biller); the payer lists
-its bills (``GET /v1/bills``, oldest first, from the first one it has not paid) and
-pays every one still due (``POST /v1/bills/{id}/pay``). A receipt must repeat the
-bill's amount, the payer's wallet and the biller's account.
+biller) is registered by the first payer to start. At the start and now and then
+after, the utility presents the payer a bill due in a week (``POST /v1/bills``, as the
+biller); the payer lists its bills (``GET /v1/bills``, oldest first, from the first one
+it has not paid) and pays every one still due (``POST /v1/bills/{id}/pay``). A receipt
+must repeat the bill's amount, the payer's wallet and the biller's account.
 
     python loadtests/locustfile_bills.py --host http://127.0.0.1:8080
 """
@@ -71,6 +71,7 @@ class BillPayer(PlatformUser):
             raise StopUser()
         self.biller, self.payer = biller, payer
         self.token = payer.token
+        self.receive_bill()  # a payer has a bill from the start: its first listing pays one
 
     @task(1)
     def receive_bill(self) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Annotated, Literal
 
@@ -23,6 +25,7 @@ from platform_stub.emv import render_png
 from platform_stub.exceptions import CashlessError
 from platform_stub.features import feature_modules
 from platform_stub.idempotency import IdempotencyStore
+from platform_stub.ledger_lane import LedgerLane
 from platform_stub.openapi_errors import errors, problem
 from platform_stub.service import Platform
 
@@ -106,8 +109,16 @@ def _scope(path: str, token: str | None) -> str:
 
 def create_app(platform: Platform) -> FastAPI:
     """Build the app around one platform instance (one database)."""
-    app = FastAPI(title="Cashless City reference platform", version="0.1.0")
+    lane = LedgerLane(platform.db)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        lane.close()  # what is queued is answered first
+
+    app = FastAPI(title="Cashless City reference platform", version="0.1.0", lifespan=lifespan)
     app.state.platform = platform
+    app.state.lane = lane
     app.state.idempotency = IdempotencyStore(platform.db)
     _install_error_handlers(app)
     _install_size_limit(app)
@@ -136,6 +147,7 @@ def _install_size_limit(app: FastAPI) -> None:
 
 def _add_routes(app: FastAPI, platform: Platform) -> None:
     store = app.state.idempotency
+    lane = app.state.lane
 
     @app.get("/health")
     def health() -> dict:
@@ -224,9 +236,9 @@ def _add_routes(app: FastAPI, platform: Platform) -> None:
             "exists_with_different_fields",
         ),
     )
-    def pay_merchant(body: MerchantPayment, token: Token) -> dict:
-        receipt = platform.pay_merchant(
-            token, body.collection_code, body.amount_fen, body.request_id
+    async def pay_merchant(body: MerchantPayment, token: Token) -> dict:
+        receipt = await lane.run(
+            platform.pay_merchant, token, body.collection_code, body.amount_fen, body.request_id
         )
         return asdict(receipt)
 

@@ -34,7 +34,8 @@ event log of a run and in the tests. Messages are for people and may change.
         │                               charge_limit_reached, charges_unpaid,
         │                               charge_not_due, charge_already_paid
         ├── StorageUnavailable    503   storage_unavailable (retry with the same id)
-        └── Busy                  503   announcement_streams_full (retry shortly)
+        └── Busy                  503   announcement_streams_full, ledger_queue_full
+                                        (retry shortly)
 
 Programmer errors (a broken ledger invariant) are assertions, not CashlessErrors.
 """
@@ -187,11 +188,11 @@ class StorageUnavailable(PlatformError):
 
 
 class Busy(PlatformError):
-    """A bounded server resource is full (open announcement streams); nothing is wrong
-    with the request, so the same request may be sent again shortly."""
+    """A bounded server resource is full (open announcement streams, the ledger lane's
+    queue); nothing is wrong with the request, so it may be sent again shortly."""
 
     http_status = 503
-    codes = frozenset({"announcement_streams_full"})
+    codes = frozenset({"announcement_streams_full", "ledger_queue_full"})
 
 
 PLATFORM_ERRORS: tuple[type[PlatformError], ...] = (

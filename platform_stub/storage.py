@@ -93,6 +93,17 @@ class Database:
     def flush(self) -> None:
         """Make every answered transaction durable now; only commit groups defer it."""
 
+    @property
+    def groups_commits(self) -> bool:
+        """Whether ``commit_group`` makes transactions share one COMMIT here."""
+        return False
+
+    @contextmanager
+    def commit_group(self) -> Iterator[None]:
+        """Transactions inside share one COMMIT where the backend can group them; here
+        each commits on its own."""
+        yield
+
     def close(self) -> None:  # pragma: no cover - interface
         pass
 
@@ -157,6 +168,7 @@ class SqliteDatabase(Database):
         self.commit_group_max = commit_group_max
         self.in_memory = in_memory
         self._grouped = 0  # transactions in the open commit group (0: none open)
+        self._group_held = 0  # commit_group() blocks this thread is inside
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,7 +225,7 @@ class SqliteDatabase(Database):
         left = deadline if waited else None  # None: the whole timeout is left
         try:
             cur = self._conn.cursor()
-            if self.commit_group_max > 1:
+            if self.commit_group_max > 1 or self._group_held:
                 yield from self._grouped_transaction(cur, left)
                 return
             self._begin(cur, write, left)
@@ -239,8 +251,35 @@ class SqliteDatabase(Database):
             self._undo_savepoint(cur)
             raise
         cur.execute("RELEASE tx")
-        if self._grouped >= self.commit_group_max:
+        if self._grouped >= self.commit_group_max and not self._group_held:
             self._commit_group(cur)
+
+    @property
+    def groups_commits(self) -> bool:
+        return True
+
+    @contextmanager
+    def commit_group(self) -> Iterator[None]:
+        """Every transaction this thread runs inside is a savepoint of one transaction,
+        committed once on the way out (``StorageLost`` if that fails). Other threads wait
+        for the whole block, so none of their work joins a group they cannot see end.
+        An exception out of the block undoes the block's work."""
+        with self._lock:
+            outermost = not self._group_held
+            if outermost and self._grouped:  # a simulation's open group is not the block's
+                self._commit_group(self._conn.cursor())
+            self._group_held += 1
+            try:
+                yield
+            except BaseException:
+                if outermost and self._grouped:
+                    self._grouped = 0
+                    self._conn.rollback()
+                raise
+            finally:
+                self._group_held -= 1
+            if outermost and self._grouped:
+                self._commit_group(self._conn.cursor())
 
     def _undo_savepoint(self, cur: sqlite3.Cursor) -> None:
         if not self._conn.in_transaction:  # SQLite rolled the whole group back itself
