@@ -55,7 +55,8 @@ def serve(
     sim_clock: bool = False,
 ) -> None:
     """Serve until interrupted. Several worker processes need PostgreSQL (or accept that
-    SQLite serialises their writes); sync endpoints run in each worker's thread pool."""
+    SQLite serialises their writes); sync endpoints run in each worker's thread pool,
+    payments on its ledger lane (``platform_stub/ledger_lane.py``)."""
     os.environ[DB_ENV] = db_url
     if scenario:
         os.environ[SCENARIO_ENV] = scenario

@@ -20,7 +20,9 @@ inside the group: one that fails is undone alone, and the others see its effects
 usual. Nothing outside the process reads the file mid-run, and a run that crashes is
 lost whatever was committed, so answering before the COMMIT changes nothing anyone
 can see; a group whose COMMIT fails raises ``StorageLost`` and the run stops.
-A server never groups: other processes read the file and every answer must be durable.
+A server answers only what is committed: other processes read the file and every
+answer must be durable. Its ledger lane (``platform_stub/ledger_lane.py``) still shares
+COMMITs, through ``commit_group``: it answers a batch's calls after the COMMIT.
 
 For the same reason a simulation keeps its ledger in memory (``in_memory``): SQLite
 then writes no log and checkpoints nothing, and a big ledger's pages never leave
