@@ -110,7 +110,11 @@ class LedgerLane:
         while not stopping:
             batch, stopping = self._take()
             if batch:
-                _answer(self._run_batch(batch))
+                try:
+                    outcomes = self._run_batch(batch)
+                except Exception as exc:  # noqa: BLE001 - a bug: answered (500), not left waiting
+                    outcomes = [(job, False, exc) for job in batch]
+                _answer(outcomes)
 
     def _take(self) -> tuple[list[_Job], bool]:
         """The first queued call (waiting for it), then whatever else is queued now;
