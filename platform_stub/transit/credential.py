@@ -30,10 +30,9 @@ from nacl.exceptions import BadSignatureError
 
 from platform_stub.exceptions import TapRejected
 from platform_stub.frozen import frozen
-from platform_stub.transit.keys import SIGNATURE_BYTES, PlatformKeyring
+from platform_stub.transit.keys import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, PlatformKeyring
 
 CREDENTIAL_VERSION = 1
-PUBLIC_KEY_BYTES = 32
 _BODY = struct.Struct(">BHQ32sII")
 _WHOLE = struct.Struct(f"{_BODY.format}{SIGNATURE_BYTES}s")
 CREDENTIAL_BODY_BYTES = _BODY.size

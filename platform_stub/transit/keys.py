@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.serialization import (
 from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
 
 SIGNATURE_BYTES = 64  # an Ed25519 signature (libsodium's crypto_sign puts it first)
+PUBLIC_KEY_BYTES = 32  # a raw Ed25519 public key (libsodium's secret key ends with it)
 KEY_IDS_MAX = 65_536  # key ids are an unsigned 16-bit field in the credential
 SEED_BYTES_MIN = 16
 KEYRING_JSON_VERSION = 1
@@ -62,6 +63,11 @@ class RiderKey:
     def of(cls, private_key: Ed25519PrivateKey) -> RiderKey:
         public_key, secret_key = crypto_sign_seed_keypair(_private_key_bytes(private_key))
         return cls(secret_key, public_key)
+
+    @classmethod
+    def from_secret_key(cls, secret_key: bytes) -> RiderKey:
+        """The key back from libsodium's secret key alone (what a worker is sent)."""
+        return cls(secret_key, secret_key[-PUBLIC_KEY_BYTES:])
 
     @classmethod
     def generate(cls) -> RiderKey:

@@ -17,14 +17,7 @@ from platform_stub.transit.code import encode_code_text, sign_code
 from platform_stub.transit.credential import Credential, CredentialCache
 from platform_stub.transit.keys import RiderKey
 from platform_stub.transit.reader import ScanResult
-from platform_stub.transit.verify import (
-    CLEARING_CACHE_ENTRIES_MAX,
-    VERIFIED_ROW,
-    VerifiedTap,
-    verify_tap,
-)
-
-PUBLIC_KEY_BYTES = 32  # libsodium's secret key ends with the public key
+from platform_stub.transit.verify import VERIFIED_ROW, WORKER_CACHE, VerifiedTap, verify_tap
 
 # What a reader verifies with: its platform keys, clock skew and code age windows.
 ReaderSettings = tuple[Mapping[int, bytes], int, int]
@@ -33,8 +26,6 @@ ReaderSettings = tuple[Mapping[int, bytes], int, int]
 RideInputs = tuple[bytes, bytes, int, bytes, int]
 # The code as text; whether it passed; the VerifiedTap as a tuple, or (code, detail).
 Checked = tuple[str, bool, tuple]
-
-_WORKER_CACHE = CredentialCache(CLEARING_CACHE_ENTRIES_MAX)  # enough for a city's riders
 
 
 def sign_and_check(
@@ -47,7 +38,7 @@ def sign_and_check(
 ) -> Checked:
     """The code the phone shows at ``now_s`` and what ``verify_tap`` says of it with
     an empty deny list. Tuples, not dataclasses, travel back: cheaper to pickle."""
-    key = RiderKey(secret_key, secret_key[-PUBLIC_KEY_BYTES:])
+    key = RiderKey.from_secret_key(secret_key)
     code = sign_code(Credential.from_bytes(credential), key, now_s, nonce)
     public_keys, skew_s, max_age_s = settings
     try:
@@ -61,10 +52,10 @@ def sign_and_check_many(
     rides: Sequence[RideInputs], settings: Sequence[ReaderSettings]
 ) -> list[Checked]:
     """``sign_and_check`` for each ride, in order: one worker call. The worker keeps
-    one credential cache for every reader: a rider's card is verified once, not at
-    every ride, and the cache is keyed by the platform key too (see there)."""
+    one credential cache (``verify.WORKER_CACHE``) for every reader: a rider's card is
+    verified once, not at every ride, and the cache is keyed by the platform key too."""
     return [
-        sign_and_check(credential, secret_key, now_s, nonce, settings[index], _WORKER_CACHE)
+        sign_and_check(credential, secret_key, now_s, nonce, settings[index], WORKER_CACHE)
         for credential, secret_key, now_s, nonce, index in rides
     ]
 

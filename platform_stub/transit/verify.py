@@ -293,7 +293,9 @@ class TapVerifier:
         self._discard_pool()
 
 
-_WORKER_CACHE = CredentialCache(CLEARING_CACHE_ENTRIES_MAX)
+# A worker process's credential cache (clearing's verify workers, the ride worker of
+# agents.ride_codes): each process has its own, kept across its calls.
+WORKER_CACHE = CredentialCache(CLEARING_CACHE_ENTRIES_MAX)
 
 
 def _verify_in_worker(
@@ -301,7 +303,7 @@ def _verify_in_worker(
 ) -> list[tuple | str]:
     """Checks travel back as plain tuples: pickling a dataclass costs both processes
     about 1 us a tap, a tuple a fifth of that."""
-    checks = verify_taps(taps, public_keys, skew_s, max_age_s, _WORKER_CACHE)
+    checks = verify_taps(taps, public_keys, skew_s, max_age_s, WORKER_CACHE)
     return [c if isinstance(c, str) else VERIFIED_ROW(c) for c in checks]
 
 
