@@ -110,7 +110,6 @@ CHARGE_FEN_MAX = 5_000_000  # 50,000 RMB, the wallet's top-up limit
 ITEM_CHARS_MAX = 64
 
 
-
 class VisitIn(BaseModel):
     hospital_id: int = Field(ge=1, le=ID_MAX)
     request_id: str = Field(min_length=1, max_length=REQUEST_ID_CHARS_MAX)
@@ -334,7 +333,6 @@ class Service:
 
     def _wallet(self, tx: Tx, resident_id: int) -> int:
         return participant_of_kind(tx, resident_id, "resident").account_id
-
 
 
 def add_routes(app: FastAPI, platform: Platform) -> None:

@@ -85,7 +85,6 @@ class VisitRow:
     settled_fen: int
 
 
-
 def settled_visits(tx: Tx, resident_id: int) -> int:
     """Visits finalized with a bill paid in full, as the credit score reads them."""
     return count_rows(tx, "SELECT 1 FROM hospital_visits WHERE resident_id = ?"
